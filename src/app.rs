@@ -1,0 +1,101 @@
+//! The application: shared state, the router, and serving it.
+
+use std::{future::Future, sync::Arc};
+
+use axum::{Router, http::HeaderMap};
+use sea_orm::DatabaseConnection;
+use tokio::net::TcpListener;
+use tower_http::{
+    request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer},
+    trace::TraceLayer,
+};
+
+use crate::{
+    access::Access,
+    auth::{self, JwtVerifier, KeyError},
+    config::Config,
+    db::{self, StatementCounter},
+    error::{AppError, AppResult},
+    graphql::{self, AppSchema},
+    ops,
+    service::users,
+};
+
+/// Everything a request handler needs, cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    pub config: Arc<Config>,
+    pub db: DatabaseConnection,
+    pub verifier: Arc<JwtVerifier>,
+    pub schema: AppSchema,
+    pub statements: StatementCounter,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("database: {0}")]
+    Database(#[from] sea_orm::DbErr),
+    #[error("preparing the database: {0}")]
+    Prepare(AppError),
+    #[error("JWT keys: {0}")]
+    Keys(#[from] KeyError),
+}
+
+impl AppState {
+    /// Connects, migrates and seeds: everything `serve` needs before it listens.
+    pub async fn new(config: Config) -> Result<Self, StartError> {
+        let config = Arc::new(config);
+        let (db, statements) = db::connect(&config.database_url).await?;
+        db::prepare(&db).await.map_err(StartError::Prepare)?;
+        let verifier = Arc::new(JwtVerifier::new(&config.jwt)?);
+        let schema = graphql::build_schema(config.clone(), db.clone(), verifier.clone());
+        Ok(AppState {
+            config,
+            db,
+            verifier,
+            schema,
+            statements,
+        })
+    }
+
+    /// Who sent these headers. A missing or invalid token is anonymous:
+    /// whatever needs a user then answers `UNAUTHENTICATED`.
+    pub async fn access(&self, headers: &HeaderMap) -> AppResult<Access> {
+        let claims = auth::token_from_headers(headers, &self.config.cookie_name)
+            .and_then(|(token, _)| self.verifier.verify(token));
+        users::access_for(&self.db, claims.as_ref()).await
+    }
+}
+
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .merge(graphql::http::router(&state))
+        .merge(ops::router())
+        .with_state(state)
+        .layer(
+            TraceLayer::new_for_http().make_span_with(|req: &axum::http::Request<_>| {
+                let id = req
+                    .headers()
+                    .get("x-request-id")
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("-");
+                tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id = %id)
+            }),
+        )
+        .layer(PropagateRequestIdLayer::x_request_id())
+        .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+}
+
+/// Serves until `shutdown` resolves, then lets in-flight requests finish.
+pub async fn serve(
+    listener: TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(
+        listener,
+        router(state).into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
+}

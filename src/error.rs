@@ -1,0 +1,172 @@
+//! The one error type. Each variant maps once to an HTTP status and to a
+//! GraphQL `extensions.code`; server-side details are logged, never sent.
+
+use axum::{
+    Json,
+    http::{HeaderValue, StatusCode, header},
+    response::{IntoResponse, Response},
+};
+
+pub type AppResult<T> = Result<T, AppError>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    #[error("authentication required")]
+    Unauthenticated,
+    #[error("not allowed")]
+    Forbidden,
+    #[error("not found")]
+    NotFound,
+    /// The message is shown to the client: write it for them.
+    #[error("{0}")]
+    BadInput(String),
+    #[error("payload too large: the limit is {limit} bytes")]
+    PayloadTooLarge { limit: u64 },
+    #[error("storage is unavailable")]
+    StorageUnavailable(#[source] Box<dyn std::error::Error + Send + Sync>),
+    #[error("internal error")]
+    Internal(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+impl AppError {
+    pub fn bad_input(msg: impl Into<String>) -> Self {
+        AppError::BadInput(msg.into())
+    }
+
+    pub fn internal(e: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
+        AppError::Internal(e.into())
+    }
+
+    pub fn code(&self) -> &'static str {
+        match self {
+            AppError::Unauthenticated => "UNAUTHENTICATED",
+            AppError::Forbidden => "FORBIDDEN",
+            AppError::NotFound => "NOT_FOUND",
+            AppError::BadInput(_) => "BAD_USER_INPUT",
+            AppError::PayloadTooLarge { .. } => "PAYLOAD_TOO_LARGE",
+            AppError::StorageUnavailable(_) => "STORAGE_UNAVAILABLE",
+            AppError::Internal(_) => "INTERNAL",
+        }
+    }
+
+    pub fn status(&self) -> StatusCode {
+        match self {
+            AppError::Unauthenticated => StatusCode::UNAUTHORIZED,
+            AppError::Forbidden => StatusCode::FORBIDDEN,
+            AppError::NotFound => StatusCode::NOT_FOUND,
+            AppError::BadInput(_) => StatusCode::BAD_REQUEST,
+            AppError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            AppError::StorageUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// Logs what the client will not see. Called once, where the error
+    /// leaves the server.
+    pub fn log(&self) {
+        match self {
+            AppError::StorageUnavailable(e) => tracing::error!(error = %e, "storage unavailable"),
+            AppError::Internal(e) => tracing::error!(error = %e, "internal error"),
+            _ => {}
+        }
+    }
+
+    /// The JSON body used by the REST routes.
+    pub fn body(&self) -> serde_json::Value {
+        serde_json::json!({ "error": { "code": self.code(), "message": self.to_string() } })
+    }
+}
+
+impl From<sea_orm::DbErr> for AppError {
+    fn from(e: sea_orm::DbErr) -> Self {
+        AppError::Internal(Box::new(e))
+    }
+}
+
+impl From<sea_orm::TransactionError<AppError>> for AppError {
+    fn from(e: sea_orm::TransactionError<AppError>) -> Self {
+        match e {
+            sea_orm::TransactionError::Connection(e) => e.into(),
+            sea_orm::TransactionError::Transaction(e) => e,
+        }
+    }
+}
+
+impl IntoResponse for AppError {
+    fn into_response(self) -> Response {
+        self.log();
+        let mut response = (self.status(), Json(self.body())).into_response();
+        if matches!(self, AppError::Unauthenticated) {
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        response
+    }
+}
+
+/// The error type of every resolver.
+///
+/// It deliberately does not implement `Display`: async-graphql converts any
+/// `Display` type into an error carrying its text, which is how internal
+/// messages leak. Only this conversion builds GraphQL errors.
+#[derive(Clone)]
+pub struct GqlError(async_graphql::Error);
+
+pub type GqlResult<T> = Result<T, GqlError>;
+
+impl From<AppError> for GqlError {
+    fn from(e: AppError) -> Self {
+        e.log();
+        let code = e.code();
+        GqlError(
+            async_graphql::Error::new(e.to_string())
+                .extend_with(|_, ext| ext.set("code", code)),
+        )
+    }
+}
+
+impl From<sea_orm::DbErr> for GqlError {
+    fn from(e: sea_orm::DbErr) -> Self {
+        AppError::from(e).into()
+    }
+}
+
+impl From<GqlError> for async_graphql::Error {
+    fn from(e: GqlError) -> Self {
+        e.0
+    }
+}
+
+use async_graphql::ErrorExtensions as _;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn internal_errors_do_not_reach_graphql_clients() {
+        let secret = std::io::Error::other("password=hunter2 at db.internal:5432");
+        let gql: async_graphql::Error = GqlError::from(AppError::internal(secret)).into();
+        assert_eq!(gql.message, "internal error");
+        let ext = serde_json::to_value(gql.extensions.unwrap()).unwrap();
+        assert_eq!(ext["code"], "INTERNAL");
+    }
+
+    #[test]
+    fn every_variant_has_a_code_and_a_status() {
+        let cases = [
+            (AppError::Unauthenticated, "UNAUTHENTICATED", 401),
+            (AppError::Forbidden, "FORBIDDEN", 403),
+            (AppError::NotFound, "NOT_FOUND", 404),
+            (AppError::bad_input("x"), "BAD_USER_INPUT", 400),
+            (AppError::PayloadTooLarge { limit: 1 }, "PAYLOAD_TOO_LARGE", 413),
+            (AppError::StorageUnavailable("x".into()), "STORAGE_UNAVAILABLE", 503),
+            (AppError::internal("x"), "INTERNAL", 500),
+        ];
+        for (e, code, status) in cases {
+            assert_eq!(e.code(), code);
+            assert_eq!(e.status().as_u16(), status);
+        }
+    }
+}

@@ -1,0 +1,12 @@
+//! reportfiles: metadata in a database, bytes in object storage, a GraphQL
+//! API for the frontend and one authenticated route that streams files.
+
+pub mod access;
+pub mod app;
+pub mod auth;
+pub mod config;
+pub mod db;
+pub mod error;
+pub mod graphql;
+pub mod ops;
+pub mod service;

@@ -1,0 +1,221 @@
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use entity::{Role, UserStatus};
+use reportfiles::{
+    app::{self, AppState},
+    auth,
+    config::Config,
+    db,
+    service::users::{self, AccessChange},
+};
+use tracing_subscriber::{EnvFilter, fmt, prelude::*};
+
+#[derive(Parser)]
+#[command(name = "reportfiles", about = "TANF report file server", version)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server (the default).
+    Serve,
+    /// Apply database migrations and load the STT reference data.
+    Migrate,
+    /// Manage users.
+    #[command(subcommand)]
+    User(UserCommand),
+    /// Mint an HS256 token for local development.
+    Token {
+        /// The subject (`sub`) the token is for.
+        #[arg(long)]
+        sub: String,
+        #[arg(long)]
+        email: Option<String>,
+        #[arg(long)]
+        name: Option<String>,
+        /// Lifetime in seconds.
+        #[arg(long, default_value_t = 8 * 3600)]
+        ttl: u64,
+    },
+    /// Print the GraphQL schema (SDL).
+    Schema,
+}
+
+#[derive(Subcommand)]
+enum UserCommand {
+    /// Create a user (or update an existing one) and set their access.
+    Create {
+        #[arg(long)]
+        subject: String,
+        #[arg(long)]
+        email: Option<String>,
+        #[arg(long)]
+        name: Option<String>,
+        /// DATA_ANALYST, REGIONAL_STAFF, OFA_ADMIN or SYSTEM_ADMIN.
+        #[arg(long, value_parser = parse_role)]
+        role: Option<Role>,
+        /// The STT of a DATA_ANALYST.
+        #[arg(long)]
+        stt_id: Option<i32>,
+        /// The regions of REGIONAL_STAFF (repeatable).
+        #[arg(long = "region-id")]
+        region_ids: Vec<i32>,
+        /// Approve the user (needs --role); otherwise they stay PENDING.
+        #[arg(long)]
+        approve: bool,
+    },
+    /// List users.
+    List,
+}
+
+fn parse_role(s: &str) -> Result<Role, String> {
+    [Role::DataAnalyst, Role::RegionalStaff, Role::OfaAdmin, Role::SystemAdmin]
+        .into_iter()
+        .find(|r| r.as_str().eq_ignore_ascii_case(s))
+        .ok_or_else(|| format!("`{s}` is not DATA_ANALYST, REGIONAL_STAFF, OFA_ADMIN or SYSTEM_ADMIN"))
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    if let Some(Command::Schema) = cli.command {
+        print!("{}", reportfiles::graphql::sdl());
+        return ExitCode::SUCCESS;
+    }
+    let config = match Config::from_env() {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("reportfiles: configuration error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    init_tracing(config.log_json);
+    match run(cli.command.unwrap_or(Command::Serve), config).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("reportfiles: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_tracing(json: bool) {
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,sea_orm=warn"));
+    let registry = tracing_subscriber::registry().with(filter);
+    if json {
+        registry.with(fmt::layer().json()).init();
+    } else {
+        registry.with(fmt::layer()).init();
+    }
+}
+
+type Error = Box<dyn std::error::Error>;
+
+async fn run(command: Command, config: Config) -> Result<(), Error> {
+    match command {
+        Command::Serve => serve(config).await,
+        Command::Migrate => {
+            let (conn, _) = db::connect(&config.database_url).await?;
+            db::prepare(&conn).await?;
+            println!("migrations applied, reference data loaded");
+            Ok(())
+        }
+        Command::Token {
+            sub,
+            email,
+            name,
+            ttl,
+        } => {
+            let token = auth::mint_hs256(&config.jwt, &sub, email.as_deref(), name.as_deref(), ttl)
+                .ok_or("HS256 is not enabled (JWT_ALGORITHMS) or has no secret")?;
+            println!("{token}");
+            Ok(())
+        }
+        Command::User(UserCommand::Create {
+            subject,
+            email,
+            name,
+            role,
+            stt_id,
+            region_ids,
+            approve,
+        }) => {
+            let (conn, _) = db::connect(&config.database_url).await?;
+            db::prepare(&conn).await?;
+            let change = AccessChange {
+                role,
+                stt_id,
+                region_ids,
+                status: if approve { UserStatus::Approved } else { UserStatus::Pending },
+            };
+            let user = users::upsert_with_access(&conn, &subject, email, name, change).await?;
+            println!(
+                "user {} ({}): {} {}",
+                user.id,
+                user.subject,
+                user.status.as_str(),
+                user.role.map_or("no role", |r| r.as_str())
+            );
+            Ok(())
+        }
+        Command::User(UserCommand::List) => {
+            let (conn, _) = db::connect(&config.database_url).await?;
+            for u in users::all(&conn).await? {
+                println!(
+                    "{}\t{}\t{}\t{}\t{}",
+                    u.id,
+                    u.subject,
+                    u.status.as_str(),
+                    u.role.map_or("-", |r| r.as_str()),
+                    u.email.as_deref().unwrap_or("-")
+                );
+            }
+            Ok(())
+        }
+        Command::Schema => unreachable!("handled before configuration is read"),
+    }
+}
+
+async fn serve(config: Config) -> Result<(), Error> {
+    let addr = config.bind_addr;
+    let dev = config.is_development();
+    let graphiql = config.graphiql_enabled;
+    let state = AppState::new(config).await?;
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    tracing::info!(%addr, "listening");
+    if graphiql {
+        println!("GraphiQL: http://{addr}/graphql");
+    }
+    if dev {
+        println!(
+            "Development token: cargo run -- token --sub dev-admin\n\
+             Make that user a system admin: cargo run -- user create --subject dev-admin --role SYSTEM_ADMIN --approve\n\
+             Then send it as the header  Authorization: Bearer <token>"
+        );
+    }
+    app::serve(listener, state, shutdown_signal()).await?;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            s.recv().await;
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+    tracing::info!("shutting down: finishing in-flight requests");
+}
