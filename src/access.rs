@@ -211,8 +211,14 @@ mod tests {
 
     #[test]
     fn anonymous_callers_are_unauthenticated() {
-        assert!(matches!(Access::Anonymous.principal(), Err(AppError::Unauthenticated)));
-        assert!(matches!(Access::Anonymous.files(), Err(AppError::Unauthenticated)));
+        assert!(matches!(
+            Access::Anonymous.principal(),
+            Err(AppError::Unauthenticated)
+        ));
+        assert!(matches!(
+            Access::Anonymous.files(),
+            Err(AppError::Unauthenticated)
+        ));
     }
 
     #[test]

@@ -219,13 +219,19 @@ mod tests {
             (header::AUTHORIZATION, "Bearer abc"),
             (header::COOKIE, "s=def"),
         ]);
-        assert_eq!(token_from_headers(&h, "s"), Some(("abc", CredentialSource::Bearer)));
+        assert_eq!(
+            token_from_headers(&h, "s"),
+            Some(("abc", CredentialSource::Bearer))
+        );
     }
 
     #[test]
     fn the_session_cookie_is_found_among_others() {
         let h = headers(&[(header::COOKIE, "a=1; s=tok; b=2")]);
-        assert_eq!(token_from_headers(&h, "s"), Some(("tok", CredentialSource::Cookie)));
+        assert_eq!(
+            token_from_headers(&h, "s"),
+            Some(("tok", CredentialSource::Cookie))
+        );
         let h = headers(&[(header::COOKIE, "ss=tok")]);
         assert_eq!(token_from_headers(&h, "s"), None);
     }

@@ -148,15 +148,23 @@ impl Config {
         Ok(Config {
             environment,
             bind_addr: env.parse("BIND_ADDR", "127.0.0.1:8080".parse().unwrap())?,
-            database_url: env.get("DATABASE_URL").unwrap_or_else(|| DEFAULT_DATABASE_URL.into()),
-            storage_url: env.get("STORAGE_URL").unwrap_or_else(|| DEFAULT_STORAGE_URL.into()),
+            database_url: env
+                .get("DATABASE_URL")
+                .unwrap_or_else(|| DEFAULT_DATABASE_URL.into()),
+            storage_url: env
+                .get("STORAGE_URL")
+                .unwrap_or_else(|| DEFAULT_STORAGE_URL.into()),
             jwt: JwtConfig {
                 algorithms,
                 hs256_secret,
                 public_key_pem,
                 jwks_json,
-                issuer: env.get("JWT_ISSUER").unwrap_or_else(|| "reportfiles-dev".into()),
-                audience: env.get("JWT_AUDIENCE").unwrap_or_else(|| "reportfiles".into()),
+                issuer: env
+                    .get("JWT_ISSUER")
+                    .unwrap_or_else(|| "reportfiles-dev".into()),
+                audience: env
+                    .get("JWT_AUDIENCE")
+                    .unwrap_or_else(|| "reportfiles".into()),
                 leeway_secs: env.parse("JWT_LEEWAY_SECS", 30)?,
             },
             cookie_name: env
@@ -165,7 +173,7 @@ impl Config {
             cookie_secure: env.parse("COOKIE_SECURE", !dev)?,
             graphiql_enabled: env.parse("GRAPHIQL_ENABLED", dev)?,
             graphql_max_depth: env.parse("GRAPHQL_MAX_DEPTH", 10)?,
-            graphql_max_complexity: env.parse("GRAPHQL_MAX_COMPLEXITY", 2000)?,
+            graphql_max_complexity: env.parse("GRAPHQL_MAX_COMPLEXITY", 5000)?,
             graphql_body_limit_bytes: env.parse("GRAPHQL_BODY_LIMIT_BYTES", 64 * 1024)?,
             max_upload_bytes: env.parse("MAX_UPLOAD_BYTES", 1 << 30)?,
             log_json: env.parse("LOG_JSON", !dev)?,
@@ -260,8 +268,10 @@ mod tests {
     use std::collections::HashMap;
 
     fn config(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
-        let map: HashMap<String, String> =
-            vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let map: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         let mut with_secret = map.clone();
         with_secret
             .entry("JWT_HS256_SECRET".into())
@@ -286,15 +296,30 @@ mod tests {
         let err = config(&[("MAX_UPLOAD_BYTES", "lots")]).unwrap_err();
         assert_eq!(err.name, "MAX_UPLOAD_BYTES");
         assert!(err.to_string().contains("MAX_UPLOAD_BYTES"));
-        assert_eq!(config(&[("BIND_ADDR", "nowhere")]).unwrap_err().name, "BIND_ADDR");
-        assert_eq!(config(&[("APP_ENV", "staging")]).unwrap_err().name, "APP_ENV");
+        assert_eq!(
+            config(&[("BIND_ADDR", "nowhere")]).unwrap_err().name,
+            "BIND_ADDR"
+        );
+        assert_eq!(
+            config(&[("APP_ENV", "staging")]).unwrap_err().name,
+            "APP_ENV"
+        );
     }
 
     #[test]
     fn unknown_or_empty_algorithm_lists_are_refused() {
-        assert_eq!(config(&[("JWT_ALGORITHMS", "none")]).unwrap_err().name, "JWT_ALGORITHMS");
-        assert_eq!(config(&[("JWT_ALGORITHMS", "HS512")]).unwrap_err().name, "JWT_ALGORITHMS");
-        assert_eq!(config(&[("JWT_ALGORITHMS", " , ")]).unwrap_err().name, "JWT_ALGORITHMS");
+        assert_eq!(
+            config(&[("JWT_ALGORITHMS", "none")]).unwrap_err().name,
+            "JWT_ALGORITHMS"
+        );
+        assert_eq!(
+            config(&[("JWT_ALGORITHMS", "HS512")]).unwrap_err().name,
+            "JWT_ALGORITHMS"
+        );
+        assert_eq!(
+            config(&[("JWT_ALGORITHMS", " , ")]).unwrap_err().name,
+            "JWT_ALGORITHMS"
+        );
     }
 
     #[test]

@@ -120,8 +120,7 @@ impl From<AppError> for GqlError {
         e.log();
         let code = e.code();
         GqlError(
-            async_graphql::Error::new(e.to_string())
-                .extend_with(|_, ext| ext.set("code", code)),
+            async_graphql::Error::new(e.to_string()).extend_with(|_, ext| ext.set("code", code)),
         )
     }
 }
@@ -160,8 +159,16 @@ mod tests {
             (AppError::Forbidden, "FORBIDDEN", 403),
             (AppError::NotFound, "NOT_FOUND", 404),
             (AppError::bad_input("x"), "BAD_USER_INPUT", 400),
-            (AppError::PayloadTooLarge { limit: 1 }, "PAYLOAD_TOO_LARGE", 413),
-            (AppError::StorageUnavailable("x".into()), "STORAGE_UNAVAILABLE", 503),
+            (
+                AppError::PayloadTooLarge { limit: 1 },
+                "PAYLOAD_TOO_LARGE",
+                413,
+            ),
+            (
+                AppError::StorageUnavailable("x".into()),
+                "STORAGE_UNAVAILABLE",
+                503,
+            ),
             (AppError::internal("x"), "INTERNAL", 500),
         ];
         for (e, code, status) in cases {

@@ -72,10 +72,15 @@ enum UserCommand {
 }
 
 fn parse_role(s: &str) -> Result<Role, String> {
-    [Role::DataAnalyst, Role::RegionalStaff, Role::OfaAdmin, Role::SystemAdmin]
-        .into_iter()
-        .find(|r| r.as_str().eq_ignore_ascii_case(s))
-        .ok_or_else(|| format!("`{s}` is not DATA_ANALYST, REGIONAL_STAFF, OFA_ADMIN or SYSTEM_ADMIN"))
+    [
+        Role::DataAnalyst,
+        Role::RegionalStaff,
+        Role::OfaAdmin,
+        Role::SystemAdmin,
+    ]
+    .into_iter()
+    .find(|r| r.as_str().eq_ignore_ascii_case(s))
+    .ok_or_else(|| format!("`{s}` is not DATA_ANALYST, REGIONAL_STAFF, OFA_ADMIN or SYSTEM_ADMIN"))
 }
 
 #[tokio::main]
@@ -150,7 +155,11 @@ async fn run(command: Command, config: Config) -> Result<(), Error> {
                 role,
                 stt_id,
                 region_ids,
-                status: if approve { UserStatus::Approved } else { UserStatus::Pending },
+                status: if approve {
+                    UserStatus::Approved
+                } else {
+                    UserStatus::Pending
+                },
             };
             let user = users::upsert_with_access(&conn, &subject, email, name, change).await?;
             println!(
@@ -207,7 +216,8 @@ async fn shutdown_signal() {
     };
     #[cfg(unix)]
     let term = async {
-        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        {
             s.recv().await;
         }
     };

@@ -18,6 +18,13 @@ async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
         tracing::warn!(error = %e, "readiness: database unreachable");
     }
     let ok = database.is_ok();
-    let status = if ok { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
-    (status, Json(json!({ "database": if ok { "ok" } else { "unavailable" } })))
+    let status = if ok {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (
+        status,
+        Json(json!({ "database": if ok { "ok" } else { "unavailable" } })),
+    )
 }

@@ -112,7 +112,12 @@ impl MigrationTrait for Migration {
                 .col(string_len(Stts::SttCode, 8))
                 .col(string_len_uniq(Stts::Name, 200))
                 .col(integer(Stts::RegionId))
-                .foreign_key(&mut fk(Stts::Table, Stts::RegionId, Regions::Table, Regions::Id))
+                .foreign_key(&mut fk(
+                    Stts::Table,
+                    Stts::RegionId,
+                    Regions::Table,
+                    Regions::Id,
+                ))
                 .take(),
         )
         .await?;
@@ -139,10 +144,19 @@ impl MigrationTrait for Migration {
                 .table(UserRegions::Table)
                 .col(big_integer(UserRegions::UserId))
                 .col(integer(UserRegions::RegionId))
-                .primary_key(Index::create().col(UserRegions::UserId).col(UserRegions::RegionId))
+                .primary_key(
+                    Index::create()
+                        .col(UserRegions::UserId)
+                        .col(UserRegions::RegionId),
+                )
                 .foreign_key(
-                    fk(UserRegions::Table, UserRegions::UserId, Users::Table, Users::Id)
-                        .on_delete(ForeignKeyAction::Cascade),
+                    fk(
+                        UserRegions::Table,
+                        UserRegions::UserId,
+                        Users::Table,
+                        Users::Id,
+                    )
+                    .on_delete(ForeignKeyAction::Cascade),
                 )
                 .foreign_key(&mut fk(
                     UserRegions::Table,
@@ -174,7 +188,12 @@ impl MigrationTrait for Migration {
                 .col(string_len_null(ReportFiles::Etag, 255))
                 .col(big_integer(ReportFiles::UploadedById))
                 .col(timestamp_with_time_zone(ReportFiles::CreatedAt))
-                .foreign_key(&mut fk(ReportFiles::Table, ReportFiles::SttId, Stts::Table, Stts::Id))
+                .foreign_key(&mut fk(
+                    ReportFiles::Table,
+                    ReportFiles::SttId,
+                    Stts::Table,
+                    Stts::Id,
+                ))
                 .foreign_key(&mut fk(
                     ReportFiles::Table,
                     ReportFiles::UploadedById,

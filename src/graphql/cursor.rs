@@ -39,7 +39,13 @@ mod tests {
 
     #[test]
     fn forged_cursors_are_refused() {
-        for bad in ["", "!!!", "YWJj", &URL_SAFE_NO_PAD.encode("c1:-1"), &URL_SAFE_NO_PAD.encode("c1:x")] {
+        for bad in [
+            "",
+            "!!!",
+            "YWJj",
+            &URL_SAFE_NO_PAD.encode("c1:-1"),
+            &URL_SAFE_NO_PAD.encode("c1:x"),
+        ] {
             assert!(Cursor::decode_cursor(bad).is_err(), "{bad}");
         }
     }

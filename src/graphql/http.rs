@@ -70,8 +70,17 @@ async fn post(State(state): State<AppState>, headers: HeaderMap, body: Bytes) ->
             "POST /graphql takes Content-Type: application/json",
         );
     }
+    // serde would also build a request from a JSON array; the protocol says object.
+    let is_object = body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{');
     let request: async_graphql::Request = match serde_json::from_slice(&body) {
-        Ok(r) => r,
+        Ok(r) if is_object => r,
+        Ok(_) => {
+            return request_error(
+                StatusCode::BAD_REQUEST,
+                "BAD_USER_INPUT",
+                "the body must be a JSON object",
+            );
+        }
         Err(e) => {
             return request_error(
                 StatusCode::BAD_REQUEST,
@@ -95,7 +104,11 @@ fn respond(mut response: async_graphql::Response, graphql_media_type: bool) -> R
     for error in &mut response.errors {
         let ext = error.extensions.get_or_insert_with(Default::default);
         if ext.get("code").is_none() {
-            let code = if error.path.is_empty() { "BAD_USER_INPUT" } else { "INTERNAL" };
+            let code = if error.path.is_empty() {
+                "BAD_USER_INPUT"
+            } else {
+                "INTERNAL"
+            };
             ext.set("code", code);
         }
     }

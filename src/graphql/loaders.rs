@@ -3,7 +3,10 @@
 
 use std::collections::HashMap;
 
-use async_graphql::dataloader::{DataLoader, Loader};
+use async_graphql::{
+    Context,
+    dataloader::{DataLoader, HashMapCache, Loader},
+};
 use entity::{region, stt, user};
 use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter};
 
@@ -13,22 +16,82 @@ use crate::{
 };
 
 pub struct Loaders {
-    pub stts: DataLoader<SttLoader>,
-    pub users: DataLoader<UserLoader>,
-    pub regions: DataLoader<RegionLoader>,
-    pub latest: DataLoader<LatestVersionLoader>,
+    pub stts: DataLoader<SttLoader, HashMapCache>,
+    pub users: DataLoader<UserLoader, HashMapCache>,
+    pub regions: DataLoader<RegionLoader, HashMapCache>,
+    pub latest: DataLoader<LatestVersionLoader, HashMapCache>,
 }
 
 impl Loaders {
     /// Made per request: their caches must not outlive one caller's view.
     pub fn new(db: &DatabaseConnection) -> Self {
         Loaders {
-            stts: DataLoader::new(SttLoader(db.clone()), tokio::spawn),
-            users: DataLoader::new(UserLoader(db.clone()), tokio::spawn),
-            regions: DataLoader::new(RegionLoader(db.clone()), tokio::spawn),
-            latest: DataLoader::new(LatestVersionLoader(db.clone()), tokio::spawn),
+            stts: DataLoader::with_cache(
+                SttLoader(db.clone()),
+                tokio::spawn,
+                HashMapCache::default(),
+            ),
+            users: DataLoader::with_cache(
+                UserLoader(db.clone()),
+                tokio::spawn,
+                HashMapCache::default(),
+            ),
+            regions: DataLoader::with_cache(
+                RegionLoader(db.clone()),
+                tokio::spawn,
+                HashMapCache::default(),
+            ),
+            latest: DataLoader::with_cache(
+                LatestVersionLoader(db.clone()),
+                tokio::spawn,
+                HashMapCache::default(),
+            ),
         }
     }
+}
+
+/// Loads, in one statement per kind, what the selection under `node` will
+/// ask for, so resolvers of a page's items find it cached.
+///
+/// The DataLoaders alone batch only what is requested within their delay;
+/// async-graphql yields while resolving long lists, which splits a page of
+/// 100 into several batches. Prefetching makes the count independent of
+/// scheduling.
+pub async fn prefetch_files(
+    ctx: &Context<'_>,
+    node: async_graphql::Lookahead<'_>,
+    files: &[entity::report_file::Model],
+) -> Result<(), GqlError> {
+    if files.is_empty() {
+        return Ok(());
+    }
+    let loaders = ctx.data_unchecked::<Loaders>();
+    let stt = node.field("stt");
+    if stt.exists() {
+        let stts = loaders
+            .stts
+            .load_many(files.iter().map(|f| f.stt_id))
+            .await?;
+        if stt.field("region").exists() {
+            loaders
+                .regions
+                .load_many(stts.values().map(|s| s.region_id))
+                .await?;
+        }
+    }
+    if node.field("uploadedBy").exists() {
+        loaders
+            .users
+            .load_many(files.iter().map(|f| f.uploaded_by_id))
+            .await?;
+    }
+    if node.field("isLatest").exists() {
+        loaders
+            .latest
+            .load_many(files.iter().map(report_files::Slot::of))
+            .await?;
+    }
+    Ok(())
 }
 
 pub struct SttLoader(DatabaseConnection);

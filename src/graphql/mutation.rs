@@ -21,11 +21,16 @@ impl Mutation {
         let config = ctx.data_unchecked::<std::sync::Arc<Config>>();
         let verifier = ctx.data_unchecked::<std::sync::Arc<JwtVerifier>>();
         let db = ctx.data_unchecked::<DatabaseConnection>();
-        let claims = verifier.verify(token.trim()).ok_or(AppError::Unauthenticated)?;
+        let claims = verifier
+            .verify(token.trim())
+            .ok_or(AppError::Unauthenticated)?;
         let principal = users::principal_for(db, &claims).await?;
         let user = users::record_login(db, principal.user.id).await?;
         let max_age = claims.exp.saturating_sub(auth::now_secs());
-        ctx.append_http_header(SET_COOKIE, auth::session_cookie(config, token.trim(), max_age));
+        ctx.append_http_header(
+            SET_COOKIE,
+            auth::session_cookie(config, token.trim(), max_age),
+        );
         Ok(User(user))
     }
 

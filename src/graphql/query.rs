@@ -7,6 +7,7 @@ use sea_orm::DatabaseConnection;
 
 use super::{
     cursor::Cursor,
+    loaders::prefetch_files,
     request_access,
     types::{DownloadEvent, Region, ReportFile, Stt, User},
 };
@@ -93,18 +94,26 @@ impl Query {
 
     async fn regions(&self, ctx: &Context<'_>) -> GqlResult<Vec<Region>> {
         request_access(ctx).files()?;
-        Ok(stts::regions(db(ctx)).await?.into_iter().map(Region).collect())
+        Ok(stts::regions(db(ctx))
+            .await?
+            .into_iter()
+            .map(Region)
+            .collect())
     }
 
     /// A file the caller may see, or null.
     async fn report_file(&self, ctx: &Context<'_>, id: ID) -> GqlResult<Option<ReportFile>> {
         let scope = request_access(ctx).files()?;
         let id = parse_uuid(&id)?;
-        Ok(report_files::find(db(ctx), &scope, id).await?.map(ReportFile))
+        Ok(report_files::find(db(ctx), &scope, id)
+            .await?
+            .map(ReportFile))
     }
 
     /// Visible files, newest first, as a Relay connection.
-    #[graphql(complexity = "5 + first.or(last).unwrap_or(DEFAULT_PAGE as i64).max(0) as usize * child_complexity")]
+    #[graphql(
+        complexity = "5 + first.or(last).unwrap_or(DEFAULT_PAGE as i64).max(0) as usize * child_complexity"
+    )]
     async fn report_files(
         &self,
         ctx: &Context<'_>,
@@ -130,6 +139,8 @@ impl Query {
             before: cursor(before)?,
         };
         let result = report_files::list(db(ctx), &scope, &filter, page).await?;
+        let node = ctx.look_ahead().field("edges").field("node");
+        prefetch_files(ctx, node, &result.items).await?;
         let mut connection = Connection::with_additional_fields(
             result.has_previous_page,
             result.has_next_page,
@@ -155,7 +166,9 @@ impl Query {
     }
 
     /// The download audit of one file, newest first (OFA and system admins).
-    #[graphql(complexity = "5 + first.unwrap_or(DEFAULT_PAGE as i64).max(0) as usize * child_complexity")]
+    #[graphql(
+        complexity = "5 + first.unwrap_or(DEFAULT_PAGE as i64).max(0) as usize * child_complexity"
+    )]
     async fn download_events(
         &self,
         ctx: &Context<'_>,

@@ -45,7 +45,13 @@ impl Stt {
         &self.0.name
     }
     async fn region(&self, ctx: &Context<'_>) -> GqlResult<Region> {
-        load(ctx.data_unchecked::<Loaders>().regions.load_one(self.0.region_id).await?).map(Region)
+        load(
+            ctx.data_unchecked::<Loaders>()
+                .regions
+                .load_one(self.0.region_id)
+                .await?,
+        )
+        .map(Region)
     }
 }
 
@@ -76,8 +82,9 @@ impl User {
     async fn stt(&self, ctx: &Context<'_>) -> GqlResult<Option<Stt>> {
         match self.0.stt_id {
             None => Ok(None),
-            Some(id) => load(ctx.data_unchecked::<Loaders>().stts.load_one(id).await?)
-                .map(|s| Some(Stt(s))),
+            Some(id) => {
+                load(ctx.data_unchecked::<Loaders>().stts.load_one(id).await?).map(|s| Some(Stt(s)))
+            }
         }
     }
     /// The regions of regional staff.
@@ -86,8 +93,16 @@ impl User {
             return Ok(Vec::new());
         }
         let ids = users::region_ids(ctx.data_unchecked::<DatabaseConnection>(), self.0.id).await?;
-        let map = ctx.data_unchecked::<Loaders>().regions.load_many(ids.clone()).await?;
-        Ok(ids.iter().filter_map(|id| map.get(id).cloned()).map(Region).collect())
+        let map = ctx
+            .data_unchecked::<Loaders>()
+            .regions
+            .load_many(ids.clone())
+            .await?;
+        Ok(ids
+            .iter()
+            .filter_map(|id| map.get(id).cloned())
+            .map(Region)
+            .collect())
     }
     async fn created_at(&self) -> DateTime<Utc> {
         self.0.created_at
@@ -110,7 +125,13 @@ impl ReportFile {
         ID(self.0.id.to_string())
     }
     async fn stt(&self, ctx: &Context<'_>) -> GqlResult<Stt> {
-        load(ctx.data_unchecked::<Loaders>().stts.load_one(self.0.stt_id).await?).map(Stt)
+        load(
+            ctx.data_unchecked::<Loaders>()
+                .stts
+                .load_one(self.0.stt_id)
+                .await?,
+        )
+        .map(Stt)
     }
     /// The federal fiscal year: Q1 of 2026 is October to December 2025.
     async fn fiscal_year(&self) -> i32 {
@@ -129,7 +150,11 @@ impl ReportFile {
     /// Whether no later version of this slot exists.
     async fn is_latest(&self, ctx: &Context<'_>) -> GqlResult<bool> {
         let slot = report_files::Slot::of(&self.0);
-        let latest = ctx.data_unchecked::<Loaders>().latest.load_one(slot).await?;
+        let latest = ctx
+            .data_unchecked::<Loaders>()
+            .latest
+            .load_one(slot)
+            .await?;
         Ok(latest.is_none_or(|v| v <= self.0.version))
     }
     async fn original_filename(&self) -> &str {
@@ -152,14 +177,20 @@ impl ReportFile {
         self.0.created_at
     }
     async fn uploaded_by(&self, ctx: &Context<'_>) -> GqlResult<User> {
-        load(ctx.data_unchecked::<Loaders>().users.load_one(self.0.uploaded_by_id).await?)
-            .map(User)
+        load(
+            ctx.data_unchecked::<Loaders>()
+                .users
+                .load_one(self.0.uploaded_by_id)
+                .await?,
+        )
+        .map(User)
     }
     /// Relative URL of the authenticated download route.
     async fn download_url(&self) -> String {
         download_path(self.0.id)
     }
     /// Every version of this file's slot, newest first.
+    #[graphql(complexity = "1 + 10 * child_complexity")]
     async fn versions(&self, ctx: &Context<'_>) -> GqlResult<Vec<ReportFile>> {
         let scope = request_access(ctx).files()?;
         let db = ctx.data_unchecked::<DatabaseConnection>();
@@ -208,7 +239,13 @@ impl DownloadEvent {
         ID(self.model.report_file_id.to_string())
     }
     async fn user(&self, ctx: &Context<'_>) -> GqlResult<User> {
-        load(ctx.data_unchecked::<Loaders>().users.load_one(self.model.user_id).await?).map(User)
+        load(
+            ctx.data_unchecked::<Loaders>()
+                .users
+                .load_one(self.model.user_id)
+                .await?,
+        )
+        .map(User)
     }
 }
 

@@ -105,7 +105,10 @@ pub async fn insert_next_version(
             created_at: Set(Utc::now()),
             ..Default::default()
         };
-        match report_file::Entity::insert(model).exec_with_returning(db).await {
+        match report_file::Entity::insert(model)
+            .exec_with_returning(db)
+            .await
+        {
             Ok(m) => return Ok(m),
             Err(e) if matches!(e.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) => {
                 tokio::task::yield_now().await;
@@ -114,7 +117,9 @@ pub async fn insert_next_version(
             Err(e) => return Err(e.into()),
         }
     }
-    Err(AppError::internal("could not assign a version: too much contention"))
+    Err(AppError::internal(
+        "could not assign a version: too much contention",
+    ))
 }
 
 pub async fn find(

@@ -3,7 +3,9 @@
 //! upserted by id, so a second run changes nothing.
 
 use entity::{SttType, region, stt};
-use sea_orm::{ConnectionTrait, DatabaseConnection, EntityTrait, TransactionTrait, sea_query::OnConflict};
+use sea_orm::{
+    ConnectionTrait, DatabaseConnection, EntityTrait, TransactionTrait, sea_query::OnConflict,
+};
 
 use crate::error::{AppError, AppResult};
 

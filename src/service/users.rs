@@ -3,8 +3,9 @@ use std::sync::Arc;
 use chrono::Utc;
 use entity::{Role, UserStatus, region, stt, user, user_region};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, PaginatorTrait,
-    QueryFilter, QueryOrder, QuerySelect, Set, TransactionTrait, sea_query::OnConflict,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait,
+    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Set, TransactionTrait,
+    sea_query::OnConflict,
 };
 
 use crate::{
@@ -32,7 +33,11 @@ pub async fn principal_for(db: &DatabaseConnection, claims: &Claims) -> AppResul
                 last_login_at: Set(None),
                 ..Default::default()
             })
-            .on_conflict(OnConflict::column(user::Column::Subject).do_nothing().to_owned())
+            .on_conflict(
+                OnConflict::column(user::Column::Subject)
+                    .do_nothing()
+                    .to_owned(),
+            )
             .exec_without_returning(db)
             .await?;
             find_by_subject(db, &claims.sub)
@@ -56,7 +61,10 @@ pub async fn access_for(db: &DatabaseConnection, claims: Option<&Claims>) -> App
     })
 }
 
-async fn find_by_subject(db: &impl ConnectionTrait, subject: &str) -> AppResult<Option<user::Model>> {
+async fn find_by_subject(
+    db: &impl ConnectionTrait,
+    subject: &str,
+) -> AppResult<Option<user::Model>> {
     Ok(user::Entity::find()
         .filter(user::Column::Subject.eq(subject))
         .one(db)

@@ -1,0 +1,332 @@
+//! Tokens: which are accepted, which are refused, and the session cookie.
+
+mod common;
+
+use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
+use common::{TestApp, error_codes, fixture};
+use entity::UserStatus;
+use jsonwebtoken::{Algorithm, EncodingKey, Header, encode};
+use reportfiles::auth::now_secs;
+use serde_json::{Value, json};
+
+const ME: &str = "{ me { subject status } }";
+
+fn claims(app: &TestApp) -> Value {
+    let jwt = &app.state.config.jwt;
+    json!({ "sub": "someone", "iss": jwt.issuer, "aud": jwt.audience, "exp": now_secs() + 600 })
+}
+
+fn hs256(claims: &Value, secret: &[u8]) -> String {
+    encode(
+        &Header::new(Algorithm::HS256),
+        claims,
+        &EncodingKey::from_secret(secret).unwrap(),
+    )
+    .unwrap()
+}
+
+fn app_secret(app: &TestApp) -> Vec<u8> {
+    app.state.config.jwt.hs256_secret.clone().unwrap()
+}
+
+fn rs256(claims: &Value, kid: Option<&str>) -> String {
+    let key =
+        EncodingKey::from_rsa_pem(&std::fs::read(fixture("rsa_private.pem")).unwrap()).unwrap();
+    let mut header = Header::new(Algorithm::RS256);
+    header.kid = kid.map(str::to_string);
+    encode(&header, claims, &key).unwrap()
+}
+
+fn es256(claims: &Value, kid: Option<&str>) -> String {
+    let key = EncodingKey::from_ec_pem(&std::fs::read(fixture("ec_private.pem")).unwrap()).unwrap();
+    let mut header = Header::new(Algorithm::ES256);
+    header.kid = kid.map(str::to_string);
+    encode(&header, claims, &key).unwrap()
+}
+
+async fn assert_refused(app: &TestApp, token: &str, why: &str) {
+    let body = app.gql(Some(token), ME, json!({})).await;
+    assert_eq!(error_codes(&body), vec!["UNAUTHENTICATED"], "{why}: {body}");
+    assert_eq!(body["data"]["me"], Value::Null, "{why}");
+}
+
+async fn a_valid_token_makes_a_new_subject_a_pending_user(app: TestApp) {
+    let token = app.token("first-timer");
+    for _ in 0..2 {
+        let body = app.gql(Some(&token), ME, json!({})).await;
+        assert_eq!(
+            body["data"]["me"],
+            json!({ "subject": "first-timer", "status": "PENDING" })
+        );
+    }
+    let (_, admin) = app.admin().await;
+    let users = app
+        .gql(
+            Some(&admin),
+            "{ users(status: PENDING) { subject email } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        users["data"]["users"],
+        json!([{ "subject": "first-timer", "email": "first-timer@example.gov" }])
+    );
+}
+
+async fn bad_tokens_are_refused(app: TestApp) {
+    let secret = app_secret(&app);
+    let good = claims(&app);
+    let with = |k: &str, v: Value| {
+        let mut c = good.clone();
+        c[k] = v;
+        c
+    };
+    let without = |k: &str| {
+        let mut c = good.clone();
+        c.as_object_mut().unwrap().remove(k);
+        c
+    };
+    let now = now_secs();
+    let cases: Vec<(String, &str)> = vec![
+        (hs256(&with("exp", json!(now - 120)), &secret), "expired"),
+        (
+            hs256(&with("nbf", json!(now + 600)), &secret),
+            "not yet valid",
+        ),
+        (
+            hs256(&good, b"another-secret-another-secret-another"),
+            "wrong signature",
+        ),
+        (
+            hs256(&with("aud", json!("someone-else")), &secret),
+            "wrong audience",
+        ),
+        (
+            hs256(&with("iss", json!("https://evil.example")), &secret),
+            "wrong issuer",
+        ),
+        (hs256(&without("exp"), &secret), "no exp"),
+        (hs256(&without("aud"), &secret), "no aud"),
+        (hs256(&with("sub", json!("")), &secret), "empty subject"),
+        (rs256(&good, None), "RS256 when only HS256 is configured"),
+        ("garbage".into(), "garbage"),
+        ("a.b.c".into(), "three garbage parts"),
+        (String::new(), "empty"),
+    ];
+    for (token, why) in &cases {
+        assert_refused(&app, token, why).await;
+    }
+    // alg: none, with and without a signature part.
+    let header = URL_SAFE_NO_PAD.encode(br#"{"alg":"none","typ":"JWT"}"#);
+    let payload = URL_SAFE_NO_PAD.encode(good.to_string());
+    assert_refused(&app, &format!("{header}.{payload}."), "alg none").await;
+    assert_refused(&app, &format!("{header}.{payload}"), "alg none, two parts").await;
+    // A valid token whose signature was cut off.
+    let valid = hs256(&good, &secret);
+    let cut = &valid[..valid.rfind('.').unwrap() + 1];
+    assert_refused(&app, cut, "signature removed").await;
+    // The same valid token is accepted: the refusals above are the claims'.
+    let ok = app.gql(Some(&valid), ME, json!({})).await;
+    assert_eq!(ok["data"]["me"]["subject"], "someone");
+}
+
+async fn an_hs256_token_signed_with_the_rsa_public_key_is_refused(app: TestApp) {
+    // The classic key-confusion attack: the attacker knows the public key.
+    let public_pem = std::fs::read(fixture("rsa_public.pem")).unwrap();
+    let forged = hs256(&claims(&app), &public_pem);
+    assert_refused(&app, &forged, "HS256 with the RSA public key as secret").await;
+    // RS256 with the real private key is accepted by this configuration.
+    let ok = app
+        .gql(Some(&rs256(&claims(&app), None)), ME, json!({}))
+        .await;
+    assert_eq!(ok["data"]["me"]["subject"], "someone", "{ok}");
+}
+
+async fn jwks_keys_verify_rs256_and_es256_by_kid(app: TestApp) {
+    let c = claims(&app);
+    for token in [
+        rs256(&c, Some("test-rsa")),
+        es256(&c, Some("test-ec")),
+        es256(&c, None),
+    ] {
+        let ok = app.gql(Some(&token), ME, json!({})).await;
+        assert_eq!(ok["data"]["me"]["subject"], "someone", "{ok}");
+    }
+    assert_refused(&app, &rs256(&c, Some("test-ec")), "kid of another key").await;
+    assert_refused(
+        &app,
+        &hs256(&c, b"0123456789abcdef0123456789abcdef"),
+        "HS256 is not configured",
+    )
+    .await;
+}
+
+async fn login_sets_an_http_only_cookie_that_authenticates(app: TestApp) {
+    let token = app.token("cookie-user");
+    let res = app
+        .client
+        .post(app.url("/graphql"))
+        .json(&json!({ "query": "mutation($t: String!) { login(token: $t) { subject lastLoginAt } }", "variables": { "t": token } }))
+        .send()
+        .await
+        .unwrap();
+    let cookie = res.headers()["set-cookie"].to_str().unwrap().to_string();
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["data"]["login"]["subject"], "cookie-user");
+    assert!(body["data"]["login"]["lastLoginAt"].is_string());
+    assert!(
+        cookie.starts_with(&format!("reportfiles_session={token};")),
+        "{cookie}"
+    );
+    for attr in ["HttpOnly", "SameSite=Lax", "Path=/"] {
+        assert!(cookie.contains(attr), "{attr} missing: {cookie}");
+    }
+    assert!(
+        !cookie.contains("Secure"),
+        "development cookies work over plain HTTP"
+    );
+
+    let pair = cookie.split(';').next().unwrap();
+    let me: Value = app
+        .client
+        .post(app.url("/graphql"))
+        .header("cookie", pair)
+        .json(&json!({ "query": ME }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(me["data"]["me"]["subject"], "cookie-user");
+}
+
+async fn login_with_a_bad_token_sets_no_cookie(app: TestApp) {
+    let res = app
+        .client
+        .post(app.url("/graphql"))
+        .json(&json!({ "query": "mutation { login(token: \"nope\") { subject } }" }))
+        .send()
+        .await
+        .unwrap();
+    assert!(res.headers().get("set-cookie").is_none());
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(error_codes(&body), vec!["UNAUTHENTICATED"]);
+}
+
+async fn logout_clears_the_cookie(app: TestApp) {
+    let res = app
+        .client
+        .post(app.url("/graphql"))
+        .json(&json!({ "query": "mutation { logout }" }))
+        .send()
+        .await
+        .unwrap();
+    let cookie = res.headers()["set-cookie"].to_str().unwrap().to_string();
+    assert!(cookie.starts_with("reportfiles_session=;"), "{cookie}");
+    assert!(cookie.contains("Max-Age=0"), "{cookie}");
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["data"]["logout"], true);
+}
+
+async fn cross_site_form_posts_cannot_use_the_cookie(app: TestApp) {
+    let (target, _) = app
+        .user("victim-target", None, None, &[], UserStatus::Pending)
+        .await;
+    let (_, admin) = app.admin().await;
+    let mutation = format!(
+        "mutation {{ setUserAccess(userId: \"{}\", role: SYSTEM_ADMIN, status: APPROVED) {{ id }} }}",
+        target.id
+    );
+    let json_body = json!({ "query": mutation }).to_string();
+    for content_type in [
+        "application/x-www-form-urlencoded",
+        "text/plain",
+        "multipart/form-data; boundary=x",
+    ] {
+        let res = app
+            .client
+            .post(app.url("/graphql"))
+            .header("cookie", format!("reportfiles_session={admin}"))
+            .header("content-type", content_type)
+            .header("origin", "https://evil.example")
+            .body(json_body.clone())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status().as_u16(), 415, "{content_type}");
+    }
+    let users = app
+        .gql(
+            Some(&admin),
+            "{ users(status: PENDING) { subject } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        users["data"]["users"],
+        json!([{ "subject": "victim-target" }]),
+        "nothing changed"
+    );
+}
+
+mod sqlite_only {
+    use super::*;
+
+    #[tokio::test]
+    async fn production_cookies_are_secure() {
+        let app =
+            TestApp::sqlite_with(&[("APP_ENV", "production"), ("JWT_ALGORITHMS", "HS256")]).await;
+        let res = app
+            .client
+            .post(app.url("/graphql"))
+            .json(&json!({ "query": "mutation { logout }" }))
+            .send()
+            .await
+            .unwrap();
+        assert!(
+            res.headers()["set-cookie"]
+                .to_str()
+                .unwrap()
+                .contains("; Secure")
+        );
+    }
+
+    #[tokio::test]
+    async fn key_confusion_is_refused_with_rs256_and_hs256_both_on() {
+        let key = fixture("rsa_public.pem");
+        let app = TestApp::sqlite_with(&[
+            ("JWT_ALGORITHMS", "HS256,RS256"),
+            ("JWT_PUBLIC_KEY_FILE", &key),
+        ])
+        .await;
+        an_hs256_token_signed_with_the_rsa_public_key_is_refused(app).await;
+    }
+
+    #[tokio::test]
+    async fn key_confusion_is_refused_with_rs256_only() {
+        let key = fixture("rsa_public.pem");
+        let app =
+            TestApp::sqlite_with(&[("JWT_ALGORITHMS", "RS256"), ("JWT_PUBLIC_KEY_FILE", &key)])
+                .await;
+        an_hs256_token_signed_with_the_rsa_public_key_is_refused(app).await;
+    }
+
+    #[tokio::test]
+    async fn jwks_file_verifies_tokens() {
+        let jwks = fixture("jwks.json");
+        let app =
+            TestApp::sqlite_with(&[("JWT_ALGORITHMS", "RS256,ES256"), ("JWT_JWKS_FILE", &jwks)])
+                .await;
+        jwks_keys_verify_rs256_and_es256_by_kid(app).await;
+    }
+}
+
+db_tests!(
+    a_valid_token_makes_a_new_subject_a_pending_user,
+    bad_tokens_are_refused,
+    login_sets_an_http_only_cookie_that_authenticates,
+    login_with_a_bad_token_sets_no_cookie,
+    logout_clears_the_cookie,
+    cross_site_form_posts_cannot_use_the_cookie,
+);

@@ -1,0 +1,174 @@
+//! Operations: health, readiness, request ids, seeding, the CLI, the schema file.
+
+mod common;
+
+use std::process::Command;
+
+use common::{TestApp, error_codes};
+use reportfiles::service::seed;
+use sea_orm::{EntityTrait, PaginatorTrait};
+use serde_json::json;
+
+async fn health_and_readiness_answer(app: TestApp) {
+    let health = app.client.get(app.url("/healthz")).send().await.unwrap();
+    assert_eq!(health.status().as_u16(), 200);
+    let ready = app.client.get(app.url("/readyz")).send().await.unwrap();
+    assert_eq!(ready.status().as_u16(), 200);
+    let body: serde_json::Value = ready.json().await.unwrap();
+    assert_eq!(body["database"], "ok");
+}
+
+async fn readiness_fails_when_the_database_is_gone(app: TestApp) {
+    app.state.db.clone().close().await.unwrap();
+    let ready = app.client.get(app.url("/readyz")).send().await.unwrap();
+    assert_eq!(ready.status().as_u16(), 503);
+    let body: serde_json::Value = ready.json().await.unwrap();
+    assert_eq!(body["database"], "unavailable");
+}
+
+async fn every_response_carries_a_request_id(app: TestApp) {
+    let res = app.client.get(app.url("/healthz")).send().await.unwrap();
+    let id = res.headers()["x-request-id"].to_str().unwrap();
+    assert_eq!(uuid::Uuid::parse_str(id).unwrap().get_version_num(), 4);
+    let res = app
+        .client
+        .get(app.url("/healthz"))
+        .header("x-request-id", "abc-123")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        res.headers()["x-request-id"],
+        "abc-123",
+        "a caller's id is kept"
+    );
+}
+
+async fn seeding_twice_changes_nothing(app: TestApp) {
+    let stts = || entity::stt::Entity::find().count(&app.state.db);
+    let regions = || entity::region::Entity::find().count(&app.state.db);
+    assert_eq!((stts().await.unwrap(), regions().await.unwrap()), (131, 10));
+    seed::load(&app.state.db).await.unwrap();
+    assert_eq!((stts().await.unwrap(), regions().await.unwrap()), (131, 10));
+    let alabama = entity::stt::Entity::find_by_id(1)
+        .one(&app.state.db)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (alabama.name.as_str(), alabama.stt_code.as_str()),
+        ("Alabama", "01")
+    );
+}
+
+async fn graphiql_is_served_when_enabled(app: TestApp) {
+    let res = app.client.get(app.url("/graphql")).send().await.unwrap();
+    assert_eq!(res.status().as_u16(), 200);
+    assert!(res.text().await.unwrap().contains("graphiql"));
+}
+
+db_tests!(
+    health_and_readiness_answer,
+    readiness_fails_when_the_database_is_gone,
+    every_response_carries_a_request_id,
+    seeding_twice_changes_nothing,
+    graphiql_is_served_when_enabled,
+);
+
+fn cli(args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
+    let dir = tempfile::tempdir().unwrap();
+    Command::new(env!("CARGO_BIN_EXE_reportfiles"))
+        .args(args)
+        .current_dir(dir.path())
+        .envs(env.iter().copied())
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn schema_file_matches_the_code() {
+    let committed =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/schema.graphql")).unwrap();
+    assert!(
+        committed == reportfiles::graphql::sdl(),
+        "schema.graphql is stale: run `cargo run -- schema > schema.graphql`"
+    );
+}
+
+#[test]
+fn the_cli_prints_the_schema() {
+    let out = cli(&["schema"], &[]);
+    assert!(out.status.success());
+    assert_eq!(
+        String::from_utf8(out.stdout).unwrap(),
+        reportfiles::graphql::sdl()
+    );
+}
+
+#[test]
+fn an_invalid_setting_stops_the_cli_naming_the_variable() {
+    let out = cli(&["migrate"], &[("MAX_UPLOAD_BYTES", "a lot")]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("MAX_UPLOAD_BYTES"));
+}
+
+#[tokio::test]
+async fn a_cli_minted_token_answers_me() {
+    let app = TestApp::sqlite().await;
+    let secret = String::from_utf8(app.state.config.jwt.hs256_secret.clone().unwrap()).unwrap();
+    let out = cli(
+        &["token", "--sub", "from-cli"],
+        &[("JWT_HS256_SECRET", &secret)],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let token = String::from_utf8(out.stdout).unwrap();
+    let body = app
+        .gql(Some(token.trim()), "{ me { subject status } }", json!({}))
+        .await;
+    assert_eq!(
+        body["data"]["me"],
+        json!({ "subject": "from-cli", "status": "PENDING" })
+    );
+}
+
+#[tokio::test]
+async fn the_cli_creates_and_approves_users() {
+    let app = TestApp::sqlite().await;
+    let url = app.state.config.database_url.clone();
+    let out = cli(
+        &[
+            "user",
+            "create",
+            "--subject",
+            "cli-admin",
+            "--role",
+            "SYSTEM_ADMIN",
+            "--approve",
+        ],
+        &[
+            ("DATABASE_URL", &url),
+            ("JWT_HS256_SECRET", &"x".repeat(32)),
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let body = app
+        .gql(
+            Some(&app.token("cli-admin")),
+            "{ users { subject role status } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        body["data"]["users"],
+        json!([{ "subject": "cli-admin", "role": "SYSTEM_ADMIN", "status": "APPROVED" }])
+    );
+    assert!(error_codes(&body).is_empty());
+}
