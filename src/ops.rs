@@ -11,20 +11,22 @@ pub fn router() -> Router<AppState> {
         .route("/readyz", get(readyz))
 }
 
-/// Ready when the database answers.
+/// Ready when the database and the object store both answer.
 async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
-    let database = state.db.ping().await;
+    let (database, storage) = tokio::join!(state.db.ping(), state.storage.check());
     if let Err(e) = &database {
         tracing::warn!(error = %e, "readiness: database unreachable");
     }
-    let ok = database.is_ok();
+    if let Err(e) = &storage {
+        e.log();
+    }
+    let word = |ok: bool| if ok { "ok" } else { "unavailable" };
+    let ok = database.is_ok() && storage.is_ok();
     let status = if ok {
         StatusCode::OK
     } else {
         StatusCode::SERVICE_UNAVAILABLE
     };
-    (
-        status,
-        Json(json!({ "database": if ok { "ok" } else { "unavailable" } })),
-    )
+    let body = json!({ "database": word(database.is_ok()), "storage": word(storage.is_ok()) });
+    (status, Json(body))
 }

@@ -8,7 +8,7 @@
 
 use axum::{
     Router,
-    body::Bytes,
+    body::Body,
     extract::{DefaultBodyLimit, State},
     http::{HeaderMap, HeaderValue, StatusCode, header},
     response::{Html, IntoResponse, Response},
@@ -16,13 +16,15 @@ use axum::{
 };
 use serde_json::json;
 
-use super::Loaders;
+use super::{Loaders, upload};
 use crate::{app::AppState, error::AppError};
 
-pub fn router(state: &AppState) -> Router<AppState> {
+pub fn router() -> Router<AppState> {
     Router::new()
         .route("/graphql", get(graphiql).post(post))
-        .layer(DefaultBodyLimit::max(state.config.graphql_body_limit_bytes))
+        // Bodies are limited per kind in `post`: JSON by size, uploads by
+        // the upload limit while they stream.
+        .layer(DefaultBodyLimit::disable())
 }
 
 const GRAPHQL_RESPONSE_JSON: &str = "application/graphql-response+json";
@@ -62,7 +64,10 @@ fn wants_graphql_response(headers: &HeaderMap) -> bool {
         .any(|v| v.contains(GRAPHQL_RESPONSE_JSON))
 }
 
-async fn post(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+async fn post(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Response {
+    if upload::is_multipart(&headers) {
+        return post_multipart(state, headers, body).await;
+    }
     if !is_json(&headers) {
         return request_error(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -70,6 +75,17 @@ async fn post(State(state): State<AppState>, headers: HeaderMap, body: Bytes) ->
             "POST /graphql takes Content-Type: application/json",
         );
     }
+    let limit = state.config.graphql_body_limit_bytes;
+    let body = match axum::body::to_bytes(body, limit).await {
+        Ok(b) => b,
+        Err(_) => {
+            return request_error(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "PAYLOAD_TOO_LARGE",
+                &format!("the body is larger than {limit} bytes"),
+            );
+        }
+    };
     // serde would also build a request from a JSON array; the protocol says object.
     let is_object = body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{');
     let request: async_graphql::Request = match serde_json::from_slice(&body) {
@@ -89,13 +105,39 @@ async fn post(State(state): State<AppState>, headers: HeaderMap, body: Bytes) ->
             );
         }
     };
-    let access = match state.access(&headers).await {
+    execute(&state, &headers, request).await
+}
+
+async fn execute(
+    state: &AppState,
+    headers: &HeaderMap,
+    request: async_graphql::Request,
+) -> Response {
+    let access = match state.access(headers).await {
         Ok(a) => a,
         Err(e) => return e.into_response(),
     };
     let request = request.data(access).data(Loaders::new(&state.db));
     let response = state.schema.execute(request).await;
-    respond(response, wants_graphql_response(&headers))
+    respond(response, wants_graphql_response(headers))
+}
+
+async fn post_multipart(state: AppState, headers: HeaderMap, body: Body) -> Response {
+    if !upload::has_preflight_header(&headers) {
+        return request_error(
+            StatusCode::BAD_REQUEST,
+            "BAD_USER_INPUT",
+            "multipart requests need the header `Apollo-Require-Preflight: true`",
+        );
+    }
+    match upload::read_parts(&headers, body, state.config.graphql_body_limit_bytes).await {
+        Ok((request, Some(pending))) => execute(&state, &headers, request.data(pending)).await,
+        Ok((request, None)) => execute(&state, &headers, request).await,
+        Err(e) => {
+            let status = e.status();
+            request_error(status, e.code(), &e.to_string())
+        }
+    }
 }
 
 fn respond(mut response: async_graphql::Response, graphql_media_type: bool) -> Response {

@@ -6,6 +6,7 @@ mod loaders;
 mod mutation;
 mod query;
 pub mod types;
+pub mod upload;
 
 use std::sync::Arc;
 
@@ -16,7 +17,7 @@ pub use loaders::Loaders;
 pub use mutation::Mutation;
 pub use query::Query;
 
-use crate::{access::Access, auth::JwtVerifier, config::Config};
+use crate::{access::Access, auth::JwtVerifier, config::Config, storage::Storage};
 
 pub type AppSchema = Schema<Query, Mutation, EmptySubscription>;
 
@@ -24,6 +25,7 @@ pub fn build_schema(
     config: Arc<Config>,
     db: DatabaseConnection,
     verifier: Arc<JwtVerifier>,
+    storage: Storage,
 ) -> AppSchema {
     Schema::build(Query, Mutation, EmptySubscription)
         .limit_depth(config.graphql_max_depth)
@@ -33,6 +35,7 @@ pub fn build_schema(
         .data(db)
         .data(verifier)
         .data(config)
+        .data(storage)
         .finish()
 }
 

@@ -3,12 +3,18 @@ use axum::http::header::SET_COOKIE;
 use entity::{Role, UserStatus};
 use sea_orm::DatabaseConnection;
 
-use super::{request_access, types::User};
+use super::{
+    request_access,
+    types::{ReportFile, User},
+    upload::{PendingUpload, Upload, UploadReportFileInput},
+};
 use crate::{
     auth::{self, JwtVerifier},
     config::Config,
     error::{AppError, GqlResult},
     service::users::{self, AccessChange},
+    storage::Storage,
+    upload::{Receiver, Target},
 };
 
 pub struct Mutation;
@@ -32,6 +38,46 @@ impl Mutation {
             auth::session_cookie(config, token.trim(), max_age),
         );
         Ok(User(user))
+    }
+
+    /// Stores a new version of a report file. Send it as a GraphQL multipart
+    /// request (as `apollo-upload-client` does) with the header
+    /// `Apollo-Require-Preflight: true`.
+    async fn upload_report_file(
+        &self,
+        ctx: &Context<'_>,
+        input: UploadReportFileInput,
+        file: Upload,
+    ) -> GqlResult<ReportFile> {
+        // Who, for what, and whether the input makes sense: all settled
+        // before the first byte of the file is read.
+        let grant = request_access(ctx).upload(input.stt_id)?;
+        let db = ctx.data_unchecked::<DatabaseConnection>();
+        validate_target(db, &input).await?;
+        let part = match ctx.data_opt::<PendingUpload>() {
+            Some(pending) => pending.take(&file).await?,
+            None => {
+                return Err(
+                    AppError::bad_input("send the file as a GraphQL multipart request").into(),
+                );
+            }
+        };
+        let config = ctx.data_unchecked::<std::sync::Arc<Config>>();
+        let receiver = Receiver {
+            db,
+            storage: ctx.data_unchecked::<Storage>(),
+            policy: &config.upload,
+        };
+        let target = Target {
+            fiscal_year: input.fiscal_year,
+            quarter: input.quarter,
+            section: input.section,
+        };
+        let filename = part.filename.clone();
+        let file = receiver
+            .receive(&grant, target, &filename, part.into_stream())
+            .await?;
+        Ok(ReportFile(file))
     }
 
     /// Clears the session cookie.
@@ -64,4 +110,21 @@ impl Mutation {
         };
         Ok(User(users::set_access(db, grant, user_id, change).await?))
     }
+}
+
+async fn validate_target(db: &DatabaseConnection, input: &UploadReportFileInput) -> GqlResult<()> {
+    use chrono::Datelike;
+    let latest = chrono::Utc::now().year() + 1;
+    if !(2000..=latest).contains(&input.fiscal_year) {
+        return Err(
+            AppError::bad_input(format!("fiscalYear must be between 2000 and {latest}")).into(),
+        );
+    }
+    if crate::service::stts::find(db, input.stt_id)
+        .await?
+        .is_none()
+    {
+        return Err(AppError::bad_input(format!("no STT has id {}", input.stt_id)).into());
+    }
+    Ok(())
 }

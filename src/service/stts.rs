@@ -26,3 +26,8 @@ pub async fn regions(db: &DatabaseConnection) -> AppResult<Vec<region::Model>> {
         .all(db)
         .await?)
 }
+
+/// One STT by id, for input validation (STTs are public reference data).
+pub async fn find(db: &DatabaseConnection, id: i32) -> AppResult<Option<stt::Model>> {
+    Ok(stt::Entity::find_by_id(id).one(db).await?)
+}

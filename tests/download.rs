@@ -1,0 +1,530 @@
+//! `GET`/`HEAD /v1/report-files/{id}/download`: streaming, headers, ranges,
+//! conditional requests, refusals, faults, and the audit trail.
+
+mod common;
+
+use common::{ALABAMA, ALASKA, Db, S3Server, TestApp};
+use entity::{DownloadOutcome, Role, UserStatus};
+use futures_util::StreamExt;
+use serde_json::{Value, json};
+
+fn input(stt: i32) -> Value {
+    json!({ "sttId": stt, "fiscalYear": 2026, "quarter": "Q1", "section": "ACTIVE_CASE_DATA" })
+}
+
+fn text(len: usize) -> Vec<u8> {
+    (0..len).map(|i| b'a' + (i % 26) as u8).collect()
+}
+
+struct Uploaded {
+    id: uuid::Uuid,
+    url: String,
+    sha256: String,
+    bytes: Vec<u8>,
+}
+
+async fn upload(app: &TestApp, token: &str, stt: i32, name: &str, bytes: Vec<u8>) -> Uploaded {
+    let (_, body) = app
+        .upload(Some(token), input(stt), name, bytes.clone())
+        .await;
+    let f = &body["data"]["uploadReportFile"];
+    Uploaded {
+        id: f["id"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{body}"))
+            .parse()
+            .unwrap(),
+        url: f["downloadUrl"].as_str().unwrap().to_string(),
+        sha256: f["sha256"].as_str().unwrap().to_string(),
+        bytes,
+    }
+}
+
+fn header(res: &reqwest::Response, name: &str) -> String {
+    res.headers()
+        .get(name)
+        .unwrap_or_else(|| panic!("no {name} header"))
+        .to_str()
+        .unwrap()
+        .to_string()
+}
+
+async fn a_download_has_every_header(app: TestApp) {
+    let (_, token) = app.analyst("analyst", ALABAMA).await;
+    let f = upload(&app, &token, ALABAMA, "report.ts01", text(1000)).await;
+    let res = app.download(&token, &f.url, &[]).await;
+    assert_eq!(res.status().as_u16(), 200);
+    assert_eq!(header(&res, "content-length"), "1000");
+    assert_eq!(header(&res, "content-type"), "text/plain");
+    assert_eq!(header(&res, "etag"), format!("\"{}\"", f.sha256));
+    assert!(httpdate::parse_http_date(&header(&res, "last-modified")).is_ok());
+    assert_eq!(header(&res, "accept-ranges"), "bytes");
+    assert_eq!(
+        header(&res, "content-disposition"),
+        "attachment; filename=\"report.ts01\"; filename*=UTF-8''report.ts01"
+    );
+    assert_eq!(header(&res, "cache-control"), "no-store");
+    assert_eq!(header(&res, "x-content-type-options"), "nosniff");
+    assert_eq!(res.bytes().await.unwrap(), f.bytes);
+    let events = app.download_events(f.id, 1).await;
+    assert_eq!(events[0].outcome, DownloadOutcome::Completed);
+    assert_eq!(events[0].bytes_sent, 1000);
+    assert_eq!(events[0].client_addr.as_deref(), Some("127.0.0.1"));
+    assert!(events[0].finished_at.unwrap() >= events[0].started_at);
+}
+
+async fn hostile_file_names_are_safe_in_the_header(app: TestApp) {
+    let (_, token) = app.analyst("analyst", ALABAMA).await;
+    let long = format!("{}.txt", "é".repeat(120));
+    for (name, fallback, encoded) in [
+        ("quote\"s.txt", "quote_s.txt", "quote%22s.txt"),
+        ("back\\slash.txt", "slash.txt", "slash.txt"),
+        ("semi;colon.txt", "semi_colon.txt", "semi%3Bcolon.txt"),
+        (
+            "Données été.txt",
+            "Donn_es _t_.txt",
+            "Donn%C3%A9es%20%C3%A9t%C3%A9.txt",
+        ),
+        ("100% real.txt", "100_ real.txt", "100%25%20real.txt"),
+    ] {
+        let f = upload(&app, &token, ALABAMA, name, text(3)).await;
+        let res = app.download(&token, &f.url, &[]).await;
+        let d = header(&res, "content-disposition");
+        assert_eq!(
+            d,
+            format!("attachment; filename=\"{fallback}\"; filename*=UTF-8''{encoded}"),
+            "{name}"
+        );
+    }
+    let f = upload(&app, &token, ALABAMA, &long, text(3)).await;
+    let d = header(
+        &app.download(&token, &f.url, &[]).await,
+        "content-disposition",
+    );
+    assert!(d.ends_with(&format!("{}.txt", "%C3%A9".repeat(120))), "{d}");
+    // CR/LF can never reach a header: such names are refused at upload.
+    let (_, body) = app
+        .upload(
+            Some(&token),
+            input(ALABAMA),
+            "a\r\nSet-Cookie: x=1.txt",
+            text(3),
+        )
+        .await;
+    assert_eq!(common::error_codes(&body), vec!["BAD_USER_INPUT"]);
+}
+
+async fn ranges_give_206_with_content_range(app: TestApp) {
+    let (_, token) = app.analyst("analyst", ALABAMA).await;
+    let f = upload(&app, &token, ALABAMA, "r.txt", text(1000)).await;
+    for (range, start, end) in [
+        ("bytes=0-0", 0, 0),
+        ("bytes=999-999", 999, 999),
+        ("bytes=10-19", 10, 19),
+        ("bytes=990-", 990, 999),
+        ("bytes=-5", 995, 999),
+        ("bytes=0-", 0, 999),
+        ("bytes=0-5000", 0, 999),
+        ("bytes=-5000", 0, 999),
+    ] {
+        let res = app.download(&token, &f.url, &[("range", range)]).await;
+        assert_eq!(res.status().as_u16(), 206, "{range}");
+        assert_eq!(
+            header(&res, "content-range"),
+            format!("bytes {start}-{end}/1000"),
+            "{range}"
+        );
+        assert_eq!(
+            header(&res, "content-length"),
+            (end - start + 1).to_string(),
+            "{range}"
+        );
+        assert_eq!(res.bytes().await.unwrap(), f.bytes[start..=end], "{range}");
+    }
+    let events = app.download_events(f.id, 8).await;
+    assert!(
+        events
+            .iter()
+            .all(|e| e.outcome == DownloadOutcome::Completed)
+    );
+    assert_eq!(events[0].requested_range.as_deref(), Some("bytes=0-0"));
+    assert_eq!(events[0].bytes_sent, 1);
+    assert_eq!(events[2].bytes_sent, 10);
+}
+
+async fn unsatisfiable_ranges_give_416(app: TestApp) {
+    let (_, token) = app.analyst("analyst", ALABAMA).await;
+    let f = upload(&app, &token, ALABAMA, "r.txt", text(1000)).await;
+    for range in ["bytes=1000-", "bytes=1000-1001", "bytes=5000-6000"] {
+        let res = app.download(&token, &f.url, &[("range", range)]).await;
+        assert_eq!(res.status().as_u16(), 416, "{range}");
+        assert_eq!(header(&res, "content-range"), "bytes */1000", "{range}");
+    }
+    let events = app.download_events(f.id, 3).await;
+    assert!(
+        events
+            .iter()
+            .all(|e| e.outcome == DownloadOutcome::Failed && e.bytes_sent == 0)
+    );
+}
+
+async fn malformed_or_multiple_ranges_are_ignored(app: TestApp) {
+    let (_, token) = app.analyst("analyst", ALABAMA).await;
+    let f = upload(&app, &token, ALABAMA, "r.txt", text(1000)).await;
+    for range in [
+        "bytes=abc",
+        "bytes=5-1",
+        "items=0-5",
+        "bytes=",
+        "bytes=0-1,5-6",
+        "bytes=--1",
+    ] {
+        let res = app.download(&token, &f.url, &[("range", range)]).await;
+        assert_eq!(res.status().as_u16(), 200, "{range}");
+        assert_eq!(res.bytes().await.unwrap().len(), 1000, "{range}");
+    }
+}
+
+async fn if_range_sends_the_range_only_for_the_current_version(app: TestApp) {
+    let (_, token) = app.analyst("analyst", ALABAMA).await;
+    let f = upload(&app, &token, ALABAMA, "r.txt", text(100)).await;
+    let etag = format!("\"{}\"", f.sha256);
+    let res = app
+        .download(
+            &token,
+            &f.url,
+            &[("range", "bytes=0-9"), ("if-range", &etag)],
+        )
+        .await;
+    assert_eq!(res.status().as_u16(), 206);
+    let res = app
+        .download(
+            &token,
+            &f.url,
+            &[("range", "bytes=0-9"), ("if-range", "\"other\"")],
+        )
+        .await;
+    assert_eq!(res.status().as_u16(), 200);
+    assert_eq!(res.bytes().await.unwrap().len(), 100);
+    let modified = header(&app.download(&token, &f.url, &[]).await, "last-modified");
+    let res = app
+        .download(
+            &token,
+            &f.url,
+            &[("range", "bytes=0-9"), ("if-range", &modified)],
+        )
+        .await;
+    assert_eq!(res.status().as_u16(), 206);
+    let res = app
+        .download(
+            &token,
+            &f.url,
+            &[
+                ("range", "bytes=0-9"),
+                ("if-range", "Sun, 06 Nov 1994 08:49:37 GMT"),
+            ],
+        )
+        .await;
+    assert_eq!(res.status().as_u16(), 200);
+}
+
+async fn conditional_requests_give_304(app: TestApp) {
+    let (_, token) = app.analyst("analyst", ALABAMA).await;
+    let f = upload(&app, &token, ALABAMA, "c.txt", text(100)).await;
+    let etag = format!("\"{}\"", f.sha256);
+    let modified = header(&app.download(&token, &f.url, &[]).await, "last-modified");
+    for headers in [
+        vec![("if-none-match", etag.as_str())],
+        vec![("if-none-match", "\"x\", W/\"nope\", *")],
+        vec![("if-modified-since", modified.as_str())],
+        vec![("if-modified-since", "Fri, 01 Jan 2100 00:00:00 GMT")],
+    ] {
+        let res = app.download(&token, &f.url, &headers).await;
+        assert_eq!(res.status().as_u16(), 304, "{headers:?}");
+        assert_eq!(header(&res, "etag"), etag);
+        assert!(res.bytes().await.unwrap().is_empty());
+    }
+    for headers in [
+        vec![("if-none-match", "\"other\"")],
+        vec![("if-modified-since", "Sun, 06 Nov 1994 08:49:37 GMT")],
+        // If-None-Match wins over If-Modified-Since.
+        vec![
+            ("if-none-match", "\"other\""),
+            ("if-modified-since", modified.as_str()),
+        ],
+        vec![("if-modified-since", "not a date")],
+    ] {
+        let res = app.download(&token, &f.url, &headers).await;
+        assert_eq!(res.status().as_u16(), 200, "{headers:?}");
+    }
+    let events = app.download_events(f.id, 9).await;
+    let not_modified = events
+        .iter()
+        .filter(|e| e.outcome == DownloadOutcome::NotModified)
+        .count();
+    assert_eq!(not_modified, 4);
+}
+
+async fn head_sends_headers_without_a_body(app: TestApp) {
+    let (_, token) = app.analyst("analyst", ALABAMA).await;
+    let f = upload(&app, &token, ALABAMA, "h.txt", text(1234)).await;
+    let res = app
+        .client
+        .head(app.url(&f.url))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 200);
+    assert_eq!(header(&res, "content-length"), "1234");
+    assert_eq!(header(&res, "etag"), format!("\"{}\"", f.sha256));
+    assert!(res.bytes().await.unwrap().is_empty());
+    let res = app
+        .client
+        .head(app.url(&f.url))
+        .bearer_auth(&token)
+        .header("range", "bytes=0-9")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 206);
+    assert_eq!(header(&res, "content-length"), "10");
+    let events = app.download_events(f.id, 2).await;
+    assert!(
+        events
+            .iter()
+            .all(|e| e.outcome == DownloadOutcome::Completed && e.bytes_sent == 0)
+    );
+}
+
+async fn without_credentials_the_answer_is_401(app: TestApp) {
+    let (_, token) = app.analyst("analyst", ALABAMA).await;
+    let f = upload(&app, &token, ALABAMA, "a.txt", text(10)).await;
+    for auth in [
+        None,
+        Some("Bearer garbage"),
+        Some("Bearer "),
+        Some("Basic dXNlcjpwYXNz"),
+    ] {
+        let mut req = app.client.get(app.url(&f.url));
+        if let Some(a) = auth {
+            req = req.header("authorization", a);
+        }
+        let res = req.send().await.unwrap();
+        assert_eq!(res.status().as_u16(), 401, "{auth:?}");
+        assert_eq!(header(&res, "www-authenticate"), "Bearer");
+        let body: Value = res.json().await.unwrap();
+        assert_eq!(body["error"]["code"], "UNAUTHENTICATED");
+    }
+    let expired = app
+        .client
+        .get(app.url(&f.url))
+        .header("cookie", "reportfiles_session=expired.token.here")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(expired.status().as_u16(), 401);
+}
+
+async fn what_a_user_may_not_download_is_404(app: TestApp) {
+    let (_, own) = app.analyst("analyst", ALABAMA).await;
+    let (_, other) = app.analyst("alaskan", ALASKA).await;
+    let (_, regional) = app
+        .user(
+            "regional",
+            Some(Role::RegionalStaff),
+            None,
+            &[4],
+            UserStatus::Approved,
+        )
+        .await;
+    let (_, pending) = app
+        .user("pending", None, None, &[], UserStatus::Pending)
+        .await;
+    let f = upload(&app, &own, ALABAMA, "a.txt", text(10)).await;
+    for (token, who) in [
+        (&other, "another STT's analyst"),
+        (&regional, "regional staff"),
+        (&pending, "pending user"),
+    ] {
+        let res = app.download(token, &f.url, &[]).await;
+        assert_eq!(res.status().as_u16(), 404, "{who}");
+        let body: Value = res.json().await.unwrap();
+        assert_eq!(body["error"]["code"], "NOT_FOUND", "{who}");
+    }
+    for path in [
+        "/v1/report-files/6d9c4c9e-9f0e-4c0e-8f53-0c1d2e3f4a5b/download".to_string(),
+        "/v1/report-files/not-a-uuid/download".to_string(),
+        "/v1/report-files/..%2F..%2Fetc%2Fpasswd/download".to_string(),
+    ] {
+        let res = app.download(&own, &path, &[]).await;
+        assert_eq!(res.status().as_u16(), 404, "{path}");
+    }
+    let (_, admin) = app.admin().await;
+    let res = app.download(&admin, &f.url, &[]).await;
+    assert_eq!(res.status().as_u16(), 200, "admins download all");
+    assert_eq!(res.bytes().await.unwrap(), f.bytes);
+    // Refusals leave no trace in the file's audit: only the admin's download.
+    assert_eq!(
+        app.download_events(f.id, 1).await[0].outcome,
+        DownloadOutcome::Completed
+    );
+}
+
+async fn the_session_cookie_authenticates_downloads(app: TestApp) {
+    let (_, token) = app.analyst("analyst", ALABAMA).await;
+    let f = upload(&app, &token, ALABAMA, "a.txt", text(10)).await;
+    let res = app
+        .client
+        .get(app.url(&f.url))
+        .header("cookie", format!("reportfiles_session={token}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 200);
+    assert_eq!(res.bytes().await.unwrap(), f.bytes);
+}
+
+async fn a_client_that_hangs_up_is_recorded_as_aborted(app: TestApp) {
+    let (_, token) = app.analyst("analyst", ALABAMA).await;
+    let f = upload(&app, &token, ALABAMA, "big.txt", text(32 << 20)).await;
+    let res = app.download(&token, &f.url, &[]).await;
+    let mut stream = res.bytes_stream();
+    let mut got = 0;
+    while got < 1 << 20 {
+        got += stream.next().await.unwrap().unwrap().len();
+    }
+    drop(stream);
+    let events = app.download_events(f.id, 1).await;
+    assert_eq!(events[0].outcome, DownloadOutcome::Aborted);
+    assert!(
+        events[0].bytes_sent >= got as i64 && events[0].bytes_sent < 32 << 20,
+        "{}",
+        events[0].bytes_sent
+    );
+}
+
+async fn the_first_byte_arrives_before_the_object_is_read(app: TestApp) {
+    // Flat memory and streaming: a 64 MiB body is read in small chunks, and
+    // the first one is here while most of the object is still in storage.
+    let (_, token) = app.analyst("analyst", ALABAMA).await;
+    let f = upload(&app, &token, ALABAMA, "big.txt", text(64 << 20)).await;
+    let res = app.download(&token, &f.url, &[]).await;
+    let mut stream = res.bytes_stream();
+    let first = stream.next().await.unwrap().unwrap();
+    assert!(first.len() <= 1 << 20, "first chunk {} bytes", first.len());
+    let mut hasher = <sha2::Sha256 as sha2::Digest>::new();
+    sha2::Digest::update(&mut hasher, &first);
+    let mut total = first.len();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.unwrap();
+        total += chunk.len();
+        sha2::Digest::update(&mut hasher, &chunk);
+    }
+    assert_eq!(total, 64 << 20);
+    let digest: String = sha2::Digest::finalize(hasher)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    assert_eq!(digest, f.sha256);
+}
+
+async fn admins_read_the_download_audit(app: TestApp) {
+    let (_, token) = app.analyst("analyst", ALABAMA).await;
+    let f = upload(&app, &token, ALABAMA, "a.txt", text(10)).await;
+    app.download(&token, &f.url, &[("user-agent", "audit-test/1.0")])
+        .await
+        .bytes()
+        .await
+        .unwrap();
+    app.download_events(f.id, 1).await;
+    let (_, admin) = app.admin().await;
+    let q = "query($id: ID!) { downloadEvents(reportFileId: $id) { edges { node { outcome bytesSent userAgent user { subject } reportFileId } } } }";
+    let body = app
+        .gql(Some(&admin), q, json!({ "id": f.id.to_string() }))
+        .await;
+    assert_eq!(
+        body["data"]["downloadEvents"]["edges"][0]["node"],
+        json!({ "outcome": "COMPLETED", "bytesSent": 10, "userAgent": "audit-test/1.0", "user": { "subject": "analyst" }, "reportFileId": f.id.to_string() })
+    );
+    let body = app
+        .gql(Some(&token), q, json!({ "id": f.id.to_string() }))
+        .await;
+    assert_eq!(common::error_codes(&body), vec!["FORBIDDEN"]);
+}
+
+storage_tests!(
+    a_download_has_every_header,
+    hostile_file_names_are_safe_in_the_header,
+    ranges_give_206_with_content_range,
+    unsatisfiable_ranges_give_416,
+    malformed_or_multiple_ranges_are_ignored,
+    if_range_sends_the_range_only_for_the_current_version,
+    conditional_requests_give_304,
+    head_sends_headers_without_a_body,
+    without_credentials_the_answer_is_401,
+    what_a_user_may_not_download_is_404,
+    the_session_cookie_authenticates_downloads,
+    a_client_that_hangs_up_is_recorded_as_aborted,
+    the_first_byte_arrives_before_the_object_is_read,
+    admins_read_the_download_audit,
+);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn storage_down_before_the_response_gives_503() {
+    let s3 = S3Server::private();
+    let app = TestApp::new(Db::Sqlite, Some(&s3), &[]).await;
+    let (_, token) = app.analyst("analyst", ALABAMA).await;
+    let f = upload(&app, &token, ALABAMA, "a.txt", text(10)).await;
+    s3.stop();
+    let res = app.download(&token, &f.url, &[]).await;
+    assert_eq!(res.status().as_u16(), 503);
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "STORAGE_UNAVAILABLE");
+    assert!(
+        !body.to_string().contains("127.0.0.1"),
+        "no storage details: {body}"
+    );
+    let ready = app.client.get(app.url("/readyz")).send().await.unwrap();
+    assert_eq!(ready.status().as_u16(), 503);
+    assert_eq!(
+        ready.json::<Value>().await.unwrap()["storage"],
+        "unavailable"
+    );
+    assert_eq!(
+        app.download_events(f.id, 1).await[0].outcome,
+        DownloadOutcome::Failed
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn storage_failing_mid_stream_cuts_the_connection() {
+    let s3 = S3Server::private();
+    let app = TestApp::new(Db::Sqlite, Some(&s3), &[]).await;
+    let (_, token) = app.analyst("analyst", ALABAMA).await;
+    let size = 64 << 20;
+    let f = upload(&app, &token, ALABAMA, "big.txt", text(size)).await;
+    let res = app.download(&token, &f.url, &[]).await;
+    assert_eq!(header(&res, "content-length"), size.to_string());
+    let mut stream = res.bytes_stream();
+    let mut got = 0;
+    while got < 1 << 20 {
+        got += stream.next().await.unwrap().unwrap().len();
+    }
+    s3.stop();
+    let mut error = false;
+    while let Some(chunk) = stream.next().await {
+        match chunk {
+            Ok(c) => got += c.len(),
+            Err(_) => {
+                error = true;
+                break;
+            }
+        }
+    }
+    assert!(error, "the body must end in an error, not look complete");
+    assert!(got < size, "got {got} of {size}");
+    let events = app.download_events(f.id, 1).await;
+    assert_eq!(events[0].outcome, DownloadOutcome::Failed);
+    assert!(events[0].bytes_sent < size as i64);
+}

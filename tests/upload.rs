@@ -1,0 +1,574 @@
+//! `uploadReportFile`: GraphQL multipart uploads streamed into storage.
+
+mod common;
+
+use common::{ALABAMA, ALASKA, Db, S3Server, TestApp, UPLOAD, error_codes};
+use entity::{Role, UserStatus};
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+const PART: usize = 5 << 20;
+
+fn input(stt: i32) -> Value {
+    json!({ "sttId": stt, "fiscalYear": 2026, "quarter": "Q1", "section": "ACTIVE_CASE_DATA" })
+}
+
+/// Deterministic printable bytes: text, so the binary check lets them in.
+fn text(len: usize) -> Vec<u8> {
+    let line = b"ADS.E2J.NDM1.TS01 0123456789 abcdefghijklmnopqrstuvwxyz\n";
+    line.iter().copied().cycle().take(len).collect()
+}
+
+fn sha256(bytes: &[u8]) -> String {
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+async fn sizes_round_trip_byte_for_byte(app: TestApp) {
+    let (_, token) = app.analyst("analyst", ALABAMA).await;
+    for (i, size) in [1, PART, PART + 1, 64 << 20].into_iter().enumerate() {
+        let bytes = text(size);
+        let (status, body) = app
+            .upload(Some(&token), input(ALABAMA), "data.txt", bytes.clone())
+            .await;
+        assert_eq!(status, 200);
+        let file = &body["data"]["uploadReportFile"];
+        assert_eq!(file["sizeBytes"], size, "{body}");
+        assert_eq!(file["sha256"], sha256(&bytes));
+        assert_eq!(file["version"], i + 1);
+        let res = app
+            .download(&token, file["downloadUrl"].as_str().unwrap(), &[])
+            .await;
+        assert_eq!(res.status().as_u16(), 200);
+        let got = res.bytes().await.unwrap();
+        assert_eq!(got.len(), size);
+        assert!(got == bytes, "bytes differ for size {size}");
+    }
+    assert_eq!(app.objects().await.len(), 4, "one object per version");
+}
+
+async fn an_upload_records_who_what_and_where(app: TestApp) {
+    let (_, token) = app.analyst("analyst", ALABAMA).await;
+    let (_, body) = app
+        .upload(
+            Some(&token),
+            input(ALABAMA),
+            "ADS.E2J.NDM1.TS01",
+            b"hello\n".to_vec(),
+        )
+        .await;
+    let file = &body["data"]["uploadReportFile"];
+    assert_eq!(file["originalFilename"], "ADS.E2J.NDM1.TS01");
+    assert_eq!(file["extension"], "ts01");
+    assert_eq!(file["contentType"], "text/plain");
+    assert_eq!(
+        file["uploadedBy"]["subject"], "analyst",
+        "the uploader is the caller"
+    );
+    assert_eq!(file["stt"]["id"], ALABAMA);
+    let rows = app.report_files().await;
+    assert_eq!(rows.len(), 1);
+    assert_eq!(app.objects().await, vec![rows[0].object_key.clone()]);
+    assert_eq!(rows[0].object_key, format!("report-files/{}", rows[0].id));
+}
+
+async fn each_version_keeps_its_own_object(app: TestApp) {
+    let (_, token) = app.analyst("analyst", ALABAMA).await;
+    let mut urls = Vec::new();
+    for content in [b"first\n".to_vec(), b"second\n".to_vec()] {
+        let (_, body) = app
+            .upload(Some(&token), input(ALABAMA), "a.txt", content)
+            .await;
+        urls.push(
+            body["data"]["uploadReportFile"]["downloadUrl"]
+                .as_str()
+                .unwrap()
+                .to_string(),
+        );
+    }
+    let first = app
+        .download(&token, &urls[0], &[])
+        .await
+        .bytes()
+        .await
+        .unwrap();
+    let second = app
+        .download(&token, &urls[1], &[])
+        .await
+        .bytes()
+        .await
+        .unwrap();
+    assert_eq!(
+        (&first[..], &second[..]),
+        (&b"first\n"[..], &b"second\n"[..])
+    );
+    let rows = app.report_files().await;
+    assert_ne!(rows[0].object_key, rows[1].object_key);
+}
+
+async fn refused_files_leave_nothing(app: TestApp) {
+    let (_, token) = app.analyst("analyst", ALABAMA).await;
+    let cases: Vec<(&str, Vec<u8>, &str)> = vec![
+        ("empty.txt", vec![], "empty"),
+        ("data.exe", b"text".to_vec(), "extension not allowed"),
+        ("data", b"text".to_vec(), "no extension"),
+        ("data.ts1", b"text".to_vec(), "ts with one digit"),
+        ("data.txt", b"abc\0def".to_vec(), "NUL byte"),
+        ("data.txt", b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR".to_vec(), "PNG"),
+        ("data.txt", b"\xFF\xD8\xFF\xE0 jpeg".to_vec(), "JPEG"),
+        (
+            "data.txt",
+            [text(50_000), vec![0]].concat(),
+            "NUL within the first 64 KiB",
+        ),
+        (
+            "bad\tname.txt",
+            b"text".to_vec(),
+            "control character in the name",
+        ),
+    ];
+    for (name, bytes, why) in cases {
+        let (status, body) = app.upload(Some(&token), input(ALABAMA), name, bytes).await;
+        assert_eq!(status, 200, "{why}");
+        assert_eq!(error_codes(&body), vec!["BAD_USER_INPUT"], "{why}: {body}");
+        assert_eq!(body["data"], Value::Null, "{why}");
+    }
+    // A raw CR/LF breaks the part's header itself: the request is malformed.
+    let (status, body) = app
+        .upload(
+            Some(&token),
+            input(ALABAMA),
+            "bad\r\nname.txt",
+            b"text".to_vec(),
+        )
+        .await;
+    assert_eq!(
+        (status, error_codes(&body)),
+        (400, vec!["BAD_USER_INPUT".to_string()]),
+        "{body}"
+    );
+    app.assert_nothing_stored("refused files").await;
+}
+
+async fn oversize_uploads_are_refused_while_streaming(app: TestApp) {
+    let app = app.with_vars(&[("MAX_UPLOAD_BYTES", "6000000")]).await;
+    let (_, token) = app.analyst("analyst", ALABAMA).await;
+    let (_, body) = app
+        .upload(Some(&token), input(ALABAMA), "big.txt", text(6_000_001))
+        .await;
+    assert_eq!(error_codes(&body), vec!["PAYLOAD_TOO_LARGE"], "{body}");
+    app.assert_nothing_stored("oversize").await;
+    let (_, body) = app
+        .upload(Some(&token), input(ALABAMA), "ok.txt", text(6_000_000))
+        .await;
+    assert_eq!(
+        body["data"]["uploadReportFile"]["sizeBytes"], 6_000_000,
+        "the limit itself is allowed"
+    );
+}
+
+async fn callers_who_may_not_upload_are_refused_before_any_byte(app: TestApp) {
+    let (_, analyst) = app.analyst("analyst", ALABAMA).await;
+    let (_, regional) = app
+        .user(
+            "regional",
+            Some(Role::RegionalStaff),
+            None,
+            &[4],
+            UserStatus::Approved,
+        )
+        .await;
+    let (_, pending) = app
+        .user("pending", None, None, &[], UserStatus::Pending)
+        .await;
+    let (_, deactivated) = app
+        .user(
+            "gone",
+            Some(Role::DataAnalyst),
+            Some(ALABAMA),
+            &[],
+            UserStatus::Deactivated,
+        )
+        .await;
+    for (token, stt, code, who) in [
+        (
+            Some(analyst.as_str()),
+            ALASKA,
+            "FORBIDDEN",
+            "analyst for another STT",
+        ),
+        (
+            Some(regional.as_str()),
+            ALABAMA,
+            "FORBIDDEN",
+            "regional staff",
+        ),
+        (Some(pending.as_str()), ALABAMA, "FORBIDDEN", "pending user"),
+        (
+            Some(deactivated.as_str()),
+            ALABAMA,
+            "FORBIDDEN",
+            "deactivated user",
+        ),
+        (None, ALABAMA, "UNAUTHENTICATED", "anonymous"),
+        (Some("garbage"), ALABAMA, "UNAUTHENTICATED", "bad token"),
+    ] {
+        let (_, body) = app.upload(token, input(stt), "a.txt", text(1000)).await;
+        assert_eq!(error_codes(&body), vec![code], "{who}: {body}");
+    }
+    app.assert_nothing_stored("refused callers").await;
+}
+
+async fn invalid_input_is_refused(app: TestApp) {
+    let (_, admin) = app.admin().await;
+    for (input, why) in [
+        (
+            json!({ "sttId": 99999, "fiscalYear": 2026, "quarter": "Q1", "section": "ACTIVE_CASE_DATA" }),
+            "unknown STT",
+        ),
+        (
+            json!({ "sttId": ALABAMA, "fiscalYear": 1900, "quarter": "Q1", "section": "ACTIVE_CASE_DATA" }),
+            "fiscal year too early",
+        ),
+        (
+            json!({ "sttId": ALABAMA, "fiscalYear": 9999, "quarter": "Q1", "section": "ACTIVE_CASE_DATA" }),
+            "fiscal year too late",
+        ),
+        (
+            json!({ "sttId": ALABAMA, "fiscalYear": 2026, "quarter": "Q5", "section": "ACTIVE_CASE_DATA" }),
+            "no such quarter",
+        ),
+        (
+            json!({ "sttId": ALABAMA, "fiscalYear": 2026, "quarter": "Q1", "section": "SECRETS" }),
+            "no such section",
+        ),
+        (
+            json!({ "sttId": ALABAMA, "fiscalYear": 2026, "quarter": "Q1" }),
+            "section missing",
+        ),
+        (
+            json!({ "sttId": ALABAMA, "fiscalYear": 2026, "quarter": "Q1", "section": "ACTIVE_CASE_DATA", "uploadedBy": "someone-else" }),
+            "uploader from the request",
+        ),
+    ] {
+        let (_, body) = app.upload(Some(&admin), input, "a.txt", text(10)).await;
+        assert_eq!(error_codes(&body), vec!["BAD_USER_INPUT"], "{why}: {body}");
+    }
+    app.assert_nothing_stored("invalid input").await;
+}
+
+/// Sends a hand-made multipart body.
+async fn raw_multipart(
+    app: &TestApp,
+    token: &str,
+    headers: &[(&str, &str)],
+    body: String,
+) -> (u16, Value) {
+    let mut req = app
+        .client
+        .post(app.url("/graphql"))
+        .bearer_auth(token)
+        .header("content-type", "multipart/form-data; boundary=XyZ")
+        .body(body);
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    let res = req.send().await.unwrap();
+    (res.status().as_u16(), res.json().await.unwrap())
+}
+
+fn part(name: &str, filename: Option<&str>, content: &str) -> String {
+    let file = filename
+        .map(|f| format!("; filename=\"{f}\""))
+        .unwrap_or_default();
+    format!("--XyZ\r\nContent-Disposition: form-data; name=\"{name}\"{file}\r\n\r\n{content}\r\n")
+}
+
+async fn malformed_multipart_requests_are_refused(app: TestApp) {
+    let (_, admin) = app.admin().await;
+    let ops = json!({ "query": UPLOAD, "variables": { "input": input(ALABAMA), "file": null } })
+        .to_string();
+    let map = json!({ "0": ["variables.file"] }).to_string();
+    let preflight = [("apollo-require-preflight", "true")];
+    let cases: Vec<(String, &str)> = vec![
+        (
+            format!("{}--XyZ--\r\n", part("map", None, &map)),
+            "map before operations",
+        ),
+        (
+            format!("{}--XyZ--\r\n", part("operations", None, &ops)),
+            "no map",
+        ),
+        (
+            format!(
+                "{}{}--XyZ--\r\n",
+                part("operations", None, "{not json"),
+                part("map", None, &map)
+            ),
+            "operations not JSON",
+        ),
+        (
+            format!(
+                "{}{}--XyZ--\r\n",
+                part("operations", None, &format!("[{ops}]")),
+                part("map", None, &map)
+            ),
+            "a batch",
+        ),
+        (
+            format!(
+                "{}{}--XyZ--\r\n",
+                part("operations", None, &ops),
+                part("map", None, "[1]")
+            ),
+            "map not an object",
+        ),
+        (
+            format!(
+                "{}{}--XyZ--\r\n",
+                part("operations", None, &ops),
+                part("map", None, &map)
+            ),
+            "file part missing",
+        ),
+        (
+            format!(
+                "{}{}{}--XyZ--\r\n",
+                part("operations", None, &ops),
+                part("map", None, &map),
+                part("1", Some("a.txt"), "x")
+            ),
+            "wrong file part",
+        ),
+        (
+            format!(
+                "{}{}{}--XyZ--\r\n",
+                part("operations", None, &ops),
+                part(
+                    "map",
+                    None,
+                    r#"{"0":["variables.file"],"1":["variables.other"]}"#
+                ),
+                part("0", Some("a.txt"), "x")
+            ),
+            "two files",
+        ),
+        (
+            format!(
+                "{}{}{}--XyZ--\r\n",
+                part("operations", None, &ops),
+                part("map", None, r#"{"0":["variables.input.file"]}"#),
+                part("0", Some("a.txt"), "x")
+            ),
+            "nested path",
+        ),
+        (
+            "garbage without boundaries".to_string(),
+            "not multipart at all",
+        ),
+    ];
+    for (body, why) in cases {
+        let (status, json) = raw_multipart(&app, &admin, &preflight, body).await;
+        assert_eq!(
+            error_codes(&json),
+            vec!["BAD_USER_INPUT"],
+            "{why}: {status} {json}"
+        );
+    }
+    // A file must come as an upload, not as a string in JSON.
+    let (_, json) = app
+        .gql_status(
+            Some(&admin),
+            UPLOAD,
+            json!({ "input": input(ALABAMA), "file": "0" }),
+        )
+        .await;
+    assert_eq!(error_codes(&json), vec!["BAD_USER_INPUT"], "{json}");
+    app.assert_nothing_stored("malformed multipart").await;
+}
+
+async fn multipart_without_the_preflight_header_is_refused(app: TestApp) {
+    let (_, admin) = app.admin().await;
+    let ops = json!({ "query": UPLOAD, "variables": { "input": input(ALABAMA), "file": null } })
+        .to_string();
+    let body = format!(
+        "{}{}{}--XyZ--\r\n",
+        part("operations", None, &ops),
+        part("map", None, r#"{"0":["variables.file"]}"#),
+        part("0", Some("a.txt"), "hello")
+    );
+    // What a cross-site HTML form could send with the victim's cookie.
+    let res = app
+        .client
+        .post(app.url("/graphql"))
+        .header("cookie", format!("reportfiles_session={admin}"))
+        .header("content-type", "multipart/form-data; boundary=XyZ")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 400);
+    let json: Value = res.json().await.unwrap();
+    assert_eq!(error_codes(&json), vec!["BAD_USER_INPUT"]);
+    app.assert_nothing_stored("no preflight header").await;
+}
+
+async fn concurrent_uploads_to_one_slot_get_consecutive_versions(app: TestApp) {
+    let (_, token) = app.analyst("analyst", ALABAMA).await;
+    let uploads = (0..20).map(|i| {
+        let app = &app;
+        let token = token.clone();
+        async move {
+            let (_, body) = app
+                .upload(
+                    Some(&token),
+                    input(ALABAMA),
+                    "c.txt",
+                    format!("upload {i}\n").into_bytes(),
+                )
+                .await;
+            body["data"]["uploadReportFile"]["version"]
+                .as_i64()
+                .unwrap_or_else(|| panic!("{body}"))
+        }
+    });
+    let mut versions = futures_util::future::join_all(uploads).await;
+    versions.sort();
+    assert_eq!(versions, (1..=20).collect::<Vec<i64>>());
+    assert_eq!(app.objects().await.len(), 20);
+}
+
+async fn an_upload_cut_off_midway_leaves_nothing(app: TestApp) {
+    use tokio::io::AsyncWriteExt;
+    let (_, token) = app.analyst("analyst", ALABAMA).await;
+    let ops = json!({ "query": UPLOAD, "variables": { "input": input(ALABAMA), "file": null } })
+        .to_string();
+    let head = format!(
+        "{}{}--XyZ\r\nContent-Disposition: form-data; name=\"0\"; filename=\"cut.txt\"\r\n\r\n",
+        part("operations", None, &ops),
+        part("map", None, r#"{"0":["variables.file"]}"#)
+    );
+    let promised = head.len() + 20_000_000;
+    let addr = app.base.trim_start_matches("http://");
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let request = format!(
+        "POST /graphql HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\napollo-require-preflight: true\r\nContent-Type: multipart/form-data; boundary=XyZ\r\nContent-Length: {promised}\r\n\r\n{head}"
+    );
+    stream.write_all(request.as_bytes()).await.unwrap();
+    stream.write_all(&text(7 << 20)).await.unwrap();
+    stream.shutdown().await.unwrap();
+    drop(stream);
+    // The server notices, aborts the multipart upload and writes no row.
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    app.assert_nothing_stored("client hung up").await;
+}
+
+storage_tests!(
+    sizes_round_trip_byte_for_byte,
+    an_upload_records_who_what_and_where,
+    each_version_keeps_its_own_object,
+    refused_files_leave_nothing,
+    oversize_uploads_are_refused_while_streaming,
+    callers_who_may_not_upload_are_refused_before_any_byte,
+    invalid_input_is_refused,
+    malformed_multipart_requests_are_refused,
+    multipart_without_the_preflight_header_is_refused,
+    concurrent_uploads_to_one_slot_get_consecutive_versions,
+    an_upload_cut_off_midway_leaves_nothing,
+);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_server_processes_share_one_version_sequence() {
+    let s3 = S3Server::shared();
+    let app = TestApp::new(Db::Postgres, Some(&s3), &[]).await;
+    let other = app.spawn_process().await;
+    let (_, token) = app.analyst("analyst", ALABAMA).await;
+    let uploads = (0..20).map(|i| {
+        let app = &app;
+        let token = token.clone();
+        let base = if i % 2 == 0 {
+            app.base.clone()
+        } else {
+            other.base.clone()
+        };
+        async move {
+            let operations =
+                json!({ "query": UPLOAD, "variables": { "input": input(ALABAMA), "file": null } });
+            let form = reqwest::multipart::Form::new()
+                .text("operations", operations.to_string())
+                .text("map", json!({ "0": ["variables.file"] }).to_string())
+                .part(
+                    "0",
+                    reqwest::multipart::Part::bytes(format!("instance upload {i}\n").into_bytes())
+                        .file_name("p.txt"),
+                );
+            let body: Value = app
+                .client
+                .post(format!("{base}/graphql"))
+                .bearer_auth(&token)
+                .header("apollo-require-preflight", "true")
+                .multipart(form)
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            body["data"]["uploadReportFile"]["version"]
+                .as_i64()
+                .unwrap_or_else(|| panic!("{body}"))
+        }
+    });
+    let mut versions = futures_util::future::join_all(uploads).await;
+    versions.sort();
+    assert_eq!(versions, (1..=20).collect::<Vec<i64>>());
+    assert_eq!(app.objects().await.len(), 20);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn storage_failing_mid_upload_leaves_no_row() {
+    let s3 = S3Server::private();
+    let app = TestApp::new(Db::Sqlite, Some(&s3), &[]).await;
+    let (_, token) = app.analyst("analyst", ALABAMA).await;
+    // A body that pauses after 12 MiB, long enough to stop the store.
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Vec<u8>, std::io::Error>>(4);
+    let body = reqwest::Body::wrap_stream(tokio_stream_from(rx));
+    let upload = {
+        let app = &app;
+        let token = token.clone();
+        async move {
+            app.upload_body(Some(&token), input(ALABAMA), "f.txt", body, Some(40 << 20))
+                .await
+        }
+    };
+    let feeder = async {
+        for _ in 0..12 {
+            tx.send(Ok(text(1 << 20))).await.unwrap();
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        s3.stop();
+        for _ in 12..40 {
+            if tx.send(Ok(text(1 << 20))).await.is_err() {
+                break;
+            }
+        }
+        drop(tx);
+    };
+    let ((status, body), ()) = tokio::join!(upload, feeder);
+    assert_eq!(status, 200);
+    assert_eq!(error_codes(&body), vec!["STORAGE_UNAVAILABLE"], "{body}");
+    assert!(
+        !body.to_string().contains("127.0.0.1"),
+        "no storage details leak: {body}"
+    );
+    s3.start();
+    app.assert_nothing_stored("storage failed midway").await;
+}
+
+fn tokio_stream_from<T: Send + 'static>(
+    mut rx: tokio::sync::mpsc::Receiver<T>,
+) -> impl futures_util::Stream<Item = T> {
+    futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx))
+}
