@@ -114,7 +114,12 @@ async fn download(
         Body::empty()
     } else {
         let byte_range = range.as_ref().map(|r| *r.start()..r.end() + 1);
-        match state.storage.open(&file.object_key, byte_range).await {
+        let version = file.storage_version.as_deref();
+        match state
+            .storage
+            .open(&file.object_key, version, byte_range)
+            .await
+        {
             Ok(stream) => Body::from_stream(Tracked {
                 inner: stream,
                 sent: 0,

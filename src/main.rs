@@ -206,7 +206,25 @@ async fn serve(config: Config) -> Result<(), Error> {
              Then send it as the header  Authorization: Bearer <token>"
         );
     }
-    app::serve(listener, state, shutdown_signal()).await?;
+    let grace = std::time::Duration::from_secs(state.config.shutdown_grace_secs);
+    let (stop, stopping) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        let _ = stop.send(true);
+    });
+    let mut until_stop = stopping.clone();
+    let server = app::serve(listener, state, async move {
+        let _ = until_stop.wait_for(|s| *s).await;
+    });
+    let mut after_stop = stopping;
+    tokio::select! {
+        result = server => result?,
+        // In-flight transfers get the grace period, then the process exits.
+        _ = async {
+            let _ = after_stop.wait_for(|s| *s).await;
+            tokio::time::sleep(grace).await;
+        } => tracing::warn!(?grace, "grace period over: exiting with transfers still running"),
+    }
     Ok(())
 }
 
@@ -227,5 +245,5 @@ async fn shutdown_signal() {
         _ = ctrl_c => {},
         _ = term => {},
     }
-    tracing::info!("shutting down: finishing in-flight requests");
+    tracing::info!("shutting down: no new connections; finishing in-flight requests");
 }

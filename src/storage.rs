@@ -97,11 +97,18 @@ impl Storage {
         }
     }
 
-    /// Opens `key` (or `range` of it) for streaming. Resolves once storage
-    /// has answered, so a dead store is an error before any byte is sent.
-    pub async fn open(&self, key: &str, range: Option<Range<u64>>) -> AppResult<ByteStream> {
+    /// Opens `key` (or `range` of it) for streaming, at `version` where the
+    /// bucket keeps versions. Resolves once storage has answered, so a dead
+    /// store is an error before any byte is sent.
+    pub async fn open(
+        &self,
+        key: &str,
+        version: Option<&str>,
+        range: Option<Range<u64>>,
+    ) -> AppResult<ByteStream> {
         let options = GetOptions {
             range: range.map(GetRange::Bounded),
+            version: version.map(str::to_string),
             ..Default::default()
         };
         match self.store.get_opts(&Path::from(key), options).await {

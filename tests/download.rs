@@ -528,3 +528,70 @@ async fn storage_failing_mid_stream_cuts_the_connection() {
     assert_eq!(events[0].outcome, DownloadOutcome::Failed);
     assert!(events[0].bytes_sent < size as i64);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_lets_a_running_download_finish_and_refuses_new_ones() {
+    let app = TestApp::new(Db::Sqlite, None, &[]).await;
+    let (_, token) = app.analyst("analyst", ALABAMA).await;
+    let size = 16 << 20;
+    let f = upload(&app, &token, ALABAMA, "big.txt", text(size)).await;
+    let mut server = app
+        .spawn_process_with(&[("SHUTDOWN_GRACE_SECS", "20")])
+        .await;
+    let res = app
+        .client
+        .get(format!("{}{}", server.base, f.url))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    let mut stream = res.bytes_stream();
+    let mut got = stream.next().await.unwrap().unwrap().len();
+    server.terminate();
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let refused = app
+        .client
+        .get(format!("{}/healthz", server.base))
+        .send()
+        .await;
+    assert!(
+        refused.is_err(),
+        "a stopping server takes no new connections"
+    );
+    while let Some(chunk) = stream.next().await {
+        got += chunk.unwrap().len();
+    }
+    assert_eq!(got, size, "the in-flight download finished");
+    let status = tokio::task::spawn_blocking(move || server.wait_exit(10))
+        .await
+        .unwrap();
+    assert!(status.is_some_and(|s| s.success()), "{status:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_the_grace_period_the_server_exits_anyway() {
+    let app = TestApp::new(Db::Sqlite, None, &[]).await;
+    let (_, token) = app.analyst("analyst", ALABAMA).await;
+    let f = upload(&app, &token, ALABAMA, "big.txt", text(16 << 20)).await;
+    let mut server = app
+        .spawn_process_with(&[("SHUTDOWN_GRACE_SECS", "1")])
+        .await;
+    // A client that reads one chunk and then stalls.
+    let res = app
+        .client
+        .get(format!("{}{}", server.base, f.url))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    let mut stream = res.bytes_stream();
+    stream.next().await.unwrap().unwrap();
+    server.terminate();
+    let status = tokio::task::spawn_blocking(move || server.wait_exit(10))
+        .await
+        .unwrap();
+    assert!(
+        status.is_some(),
+        "the server did not exit after its grace period"
+    );
+}

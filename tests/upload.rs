@@ -72,6 +72,18 @@ async fn an_upload_records_who_what_and_where(app: TestApp) {
     assert_eq!(rows.len(), 1);
     assert_eq!(app.objects().await, vec![rows[0].object_key.clone()]);
     assert_eq!(rows[0].object_key, format!("report-files/{}", rows[0].id));
+    if app.env["STORAGE_URL"].starts_with("s3://") {
+        // The test bucket has versioning on: the version id is kept.
+        assert!(
+            rows[0]
+                .storage_version
+                .as_deref()
+                .is_some_and(|v| !v.is_empty()),
+            "{:?}",
+            rows[0]
+        );
+        assert!(rows[0].etag.is_some());
+    }
 }
 
 async fn each_version_keeps_its_own_object(app: TestApp) {

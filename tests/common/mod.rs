@@ -46,6 +46,29 @@ pub struct ServerProcess {
     child: std::process::Child,
 }
 
+impl ServerProcess {
+    /// Sends SIGTERM, as an orchestrator stopping the instance would.
+    pub fn terminate(&self) {
+        let status = std::process::Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
+    /// Waits for the process to exit, for at most `secs`.
+    pub fn wait_exit(&mut self, secs: u64) -> Option<std::process::ExitStatus> {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+        while std::time::Instant::now() < deadline {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return Some(status);
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        None
+    }
+}
+
 impl Drop for ServerProcess {
     fn drop(&mut self) {
         let _ = self.child.kill();
@@ -304,6 +327,10 @@ impl TestApp {
     /// Another server process (the real binary) on this one's database and
     /// storage, as a second instance behind a load balancer would be.
     pub async fn spawn_process(&self) -> ServerProcess {
+        self.spawn_process_with(&[]).await
+    }
+
+    pub async fn spawn_process_with(&self, vars: &[(&str, &str)]) -> ServerProcess {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
@@ -315,6 +342,7 @@ impl TestApp {
             .envs(&self.env)
             .env("BIND_ADDR", format!("127.0.0.1:{port}"))
             .env("RUST_LOG", "warn")
+            .envs(vars.iter().copied())
             .stdout(std::process::Stdio::null())
             .spawn()
             .unwrap();
