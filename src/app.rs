@@ -18,6 +18,7 @@ use crate::{
     download,
     error::{AppError, AppResult},
     graphql::{self, AppSchema},
+    metrics::{self, Metrics},
     ops,
     service::users,
     storage::{Storage, StorageConfigError},
@@ -32,6 +33,7 @@ pub struct AppState {
     pub schema: AppSchema,
     pub storage: Storage,
     pub statements: StatementCounter,
+    pub metrics: Arc<Metrics>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -54,11 +56,13 @@ impl AppState {
         db::prepare(&db).await.map_err(StartError::Prepare)?;
         let verifier = Arc::new(JwtVerifier::new(&config.jwt)?);
         let storage = Storage::new(&config.storage, &config.upload)?;
+        let metrics = Arc::new(Metrics::default());
         let schema = graphql::build_schema(
             config.clone(),
             db.clone(),
             verifier.clone(),
             storage.clone(),
+            metrics.clone(),
         );
         Ok(AppState {
             config,
@@ -67,6 +71,7 @@ impl AppState {
             schema,
             storage,
             statements,
+            metrics,
         })
     }
 
@@ -80,11 +85,14 @@ impl AppState {
 }
 
 pub fn router(state: AppState) -> Router {
+    let metrics = state.metrics.clone();
     Router::new()
         .merge(graphql::http::router())
         .merge(ops::router())
         .merge(download::router())
+        .merge(metrics::router())
         .with_state(state)
+        .layer(axum::middleware::from_fn_with_state(metrics, metrics::track))
         .layer(
             TraceLayer::new_for_http().make_span_with(|req: &axum::http::Request<_>| {
                 let id = req
@@ -105,6 +113,11 @@ pub async fn serve(
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    use axum::serve::ListenerExt;
+    // Small answers (headers, a GraphQL reply) must not wait for Nagle.
+    let listener = listener.tap_io(|tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
     axum::serve(
         listener,
         router(state).into_make_service_with_connect_info::<std::net::SocketAddr>(),

@@ -125,6 +125,7 @@ async fn download(
                 sent: 0,
                 expected: length,
                 state: StreamState::Streaming,
+                _active: state.metrics.download_started(),
                 recorder: Some(event),
             }),
             Err(e) => {
@@ -270,6 +271,7 @@ struct Recorder {
 
 impl Recorder {
     fn finish(self, outcome: DownloadOutcome, bytes: u64) {
+        self.state.metrics.download_finished(outcome, bytes);
         let mut event = self.event;
         event.outcome = outcome;
         event.bytes_sent = bytes as i64;
@@ -297,6 +299,7 @@ struct Tracked {
     sent: u64,
     expected: u64,
     state: StreamState,
+    _active: crate::metrics::Active,
     recorder: Option<Recorder>,
 }
 

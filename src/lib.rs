@@ -9,6 +9,7 @@ pub mod db;
 pub mod download;
 pub mod error;
 pub mod graphql;
+pub mod metrics;
 pub mod ops;
 pub mod service;
 pub mod storage;

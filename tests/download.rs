@@ -71,6 +71,22 @@ async fn a_download_has_every_header(app: TestApp) {
     assert_eq!(events[0].bytes_sent, 1000);
     assert_eq!(events[0].client_addr.as_deref(), Some("127.0.0.1"));
     assert!(events[0].finished_at.unwrap() >= events[0].started_at);
+    let metrics = app
+        .client
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("reportfiles_download_bytes_total 1000\n"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("reportfiles_downloads_total{outcome=\"COMPLETED\"} 1\n"));
+    assert!(metrics.contains("reportfiles_upload_bytes_total 1000\n"));
+    assert!(metrics.contains("reportfiles_active_downloads 0\n"));
 }
 
 async fn hostile_file_names_are_safe_in_the_header(app: TestApp) {

@@ -17,7 +17,9 @@ pub use loaders::Loaders;
 pub use mutation::Mutation;
 pub use query::Query;
 
-use crate::{access::Access, auth::JwtVerifier, config::Config, storage::Storage};
+use crate::{
+    access::Access, auth::JwtVerifier, config::Config, metrics::Metrics, storage::Storage,
+};
 
 pub type AppSchema = Schema<Query, Mutation, EmptySubscription>;
 
@@ -26,6 +28,7 @@ pub fn build_schema(
     db: DatabaseConnection,
     verifier: Arc<JwtVerifier>,
     storage: Storage,
+    metrics: Arc<Metrics>,
 ) -> AppSchema {
     Schema::build(Query, Mutation, EmptySubscription)
         .limit_depth(config.graphql_max_depth)
@@ -36,6 +39,7 @@ pub fn build_schema(
         .data(verifier)
         .data(config)
         .data(storage)
+        .data(metrics)
         .finish()
 }
 

@@ -12,6 +12,7 @@ use crate::{
     auth::{self, JwtVerifier},
     config::Config,
     error::{AppError, GqlResult},
+    metrics::Metrics,
     service::users::{self, AccessChange},
     storage::Storage,
     upload::{Receiver, Target},
@@ -74,9 +75,12 @@ impl Mutation {
             section: input.section,
         };
         let filename = part.filename.clone();
+        let metrics = ctx.data_unchecked::<std::sync::Arc<Metrics>>();
+        let _active = metrics.upload_started();
         let file = receiver
             .receive(&grant, target, &filename, part.into_stream())
             .await?;
+        metrics.upload_stored(file.size_bytes as u64);
         Ok(ReportFile(file))
     }
 
