@@ -1,0 +1,521 @@
+//! The byte-path and GraphQL benchmark. Run through `bench/run`, which
+//! starts SeaweedFS, PostgreSQL and the release server and passes their
+//! coordinates in the environment. Every download is compared, in the same
+//! run and alternating, with the same object fetched straight from S3 by a
+//! pre-signed URL: the design the route replaces.
+
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicBool, AtomicU64, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use bytes::Bytes;
+use futures_util::StreamExt;
+use object_store::{
+    ObjectStoreExt, WriteMultipart, aws::AmazonS3, aws::AmazonS3Builder, path::Path,
+    signer::Signer,
+};
+use sea_orm::{ConnectionTrait, Database, DatabaseConnection, Statement};
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+const MIB: usize = 1 << 20;
+const GIB: usize = 1 << 30;
+
+struct Bench {
+    server: String,
+    pid: u32,
+    token: String,
+    db: DatabaseConnection,
+    s3: AmazonS3,
+    http: reqwest::Client,
+    quick: bool,
+    rows: Vec<Row>,
+}
+
+/// One line of the result table.
+struct Row {
+    section: &'static str,
+    measure: String,
+    route: String,
+    direct: String,
+    ratio: String,
+}
+
+fn var(name: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| panic!("{name} must be set (run bench/run)"))
+}
+
+#[tokio::main]
+async fn main() {
+    let s3 = AmazonS3Builder::new()
+        .with_endpoint(var("AWS_ENDPOINT_URL"))
+        .with_bucket_name(var("BENCH_BUCKET"))
+        .with_access_key_id(var("AWS_ACCESS_KEY_ID"))
+        .with_secret_access_key(var("AWS_SECRET_ACCESS_KEY"))
+        .with_region("us-east-1")
+        .with_allow_http(true)
+        .with_client_options(object_store::ClientOptions::new().with_allow_http(true).with_timeout_disabled())
+        .build()
+        .unwrap();
+    let mut bench = Bench {
+        server: var("BENCH_SERVER"),
+        pid: var("BENCH_PID").parse().unwrap(),
+        token: var("BENCH_TOKEN"),
+        db: Database::connect(var("DATABASE_URL")).await.unwrap(),
+        s3,
+        http: reqwest::Client::builder().pool_max_idle_per_host(64).build().unwrap(),
+        quick: std::env::var("BENCH_QUICK").is_ok_and(|v| v == "1"),
+        rows: Vec::new(),
+    };
+    let sizes: Vec<(usize, &str, usize)> = if bench.quick {
+        vec![(MIB, "1 MiB", 5), (64 * MIB, "64 MiB", 5), (256 * MIB, "256 MiB", 3)]
+    } else {
+        vec![(MIB, "1 MiB", 9), (64 * MIB, "64 MiB", 7), (GIB, "1 GiB", 3)]
+    };
+
+    // Upload through the GraphQL route first: those are the objects both
+    // sides then download.
+    let mut uploaded = Vec::new();
+    for (size, label, _) in &sizes {
+        let data = content(*size, *size as u64);
+        let (id, took) = bench.upload_route(&data.bytes, "bench.txt").await;
+        eprintln!("uploaded {label} through the route in {took:.2?}");
+        uploaded.push((id, data));
+    }
+
+    let mut summary = Vec::new();
+    for ((size, label, rounds), (id, data)) in sizes.iter().zip(&uploaded) {
+        let big = *size >= 256 * MIB;
+        let r = bench.compare_downloads(*label, id, data, *rounds, big).await;
+        summary.push(format!("{label} {r:.2}"));
+    }
+    let concurrent = bench.concurrent(&uploaded[1].0, &uploaded[1].1).await;
+    let upload_ratio = bench.compare_uploads(&sizes[2]).await;
+    let (p99_small, p99_large) = bench.graphql().await;
+
+    bench.print_table();
+    println!();
+    println!("downloads (route/direct throughput): {}", summary.join(", "));
+    println!("16 parallel 64 MiB downloads (route/direct aggregate throughput): {concurrent:.2}");
+    println!("upload {} (route/direct multipart PUT throughput): {upload_ratio:.2}", sizes[2].1);
+    println!("graphql reportFiles(first: 50) p99: {p99_small:.2} ms at 10k rows, {p99_large:.2} ms at 1M rows");
+}
+
+/// Deterministic text content and its SHA-256.
+struct Content {
+    bytes: Bytes,
+    sha256: String,
+}
+
+fn content(len: usize, seed: u64) -> Content {
+    let mut state = seed | 1;
+    let mut v = Vec::with_capacity(len);
+    while v.len() < len {
+        // xorshift64: fast, and the output is text (letters, digits, newlines).
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        for b in state.to_le_bytes() {
+            if v.len() == len {
+                break;
+            }
+            let c = match b % 64 {
+                0 => b'\n',
+                n @ 1..=26 => b'a' + n - 1,
+                n @ 27..=52 => b'A' + n - 27,
+                n => b'0' + (n - 53) % 10,
+            };
+            v.push(c);
+        }
+    }
+    let sha256 = hex(&Sha256::digest(&v));
+    Content {
+        bytes: Bytes::from(v),
+        sha256,
+    }
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+/// Body of `bytes` in 1 MiB pieces, without copying.
+fn body(bytes: &Bytes) -> reqwest::Body {
+    let chunks: Vec<Result<Bytes, std::io::Error>> =
+        (0..bytes.len()).step_by(MIB).map(|i| Ok(bytes.slice(i..(i + MIB).min(bytes.len())))).collect();
+    reqwest::Body::wrap_stream(futures_util::stream::iter(chunks))
+}
+
+struct Fetch {
+    ttfb: Duration,
+    total: Duration,
+    bytes: u64,
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    let n = v.len();
+    if n % 2 == 1 { v[n / 2] } else { (v[n / 2 - 1] + v[n / 2]) / 2.0 }
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i]
+}
+
+/// The server's resident memory and CPU time, from /proc.
+fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+fn cpu_secs(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let after_name = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+    let fields: Vec<&str> = after_name.split_whitespace().collect();
+    // utime and stime are fields 14 and 15 of the whole line, in clock ticks.
+    let ticks: f64 = fields.get(11).and_then(|v| v.parse().ok()).unwrap_or(0.0)
+        + fields.get(12).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    ticks / 100.0
+}
+
+fn write_bytes(pid: u32) -> u64 {
+    let io = std::fs::read_to_string(format!("/proc/{pid}/io")).unwrap_or_default();
+    io.lines()
+        .find_map(|l| l.strip_prefix("write_bytes:"))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// Samples the server's RSS every 2 ms until dropped; reports the peak.
+struct RssPeak {
+    stop: Arc<AtomicBool>,
+    peak: Arc<AtomicU64>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl RssPeak {
+    fn start(pid: u32) -> Self {
+        let stop = Arc::new(AtomicBool::new(false));
+        let peak = Arc::new(AtomicU64::new(rss_kib(pid)));
+        let (s, p) = (stop.clone(), peak.clone());
+        let thread = std::thread::spawn(move || {
+            while !s.load(Ordering::Relaxed) {
+                p.fetch_max(rss_kib(pid), Ordering::Relaxed);
+                std::thread::sleep(Duration::from_millis(2));
+            }
+        });
+        RssPeak { stop, peak, thread: Some(thread) }
+    }
+
+    fn finish(mut self) -> u64 {
+        self.stop.store(true, Ordering::Relaxed);
+        self.thread.take().unwrap().join().unwrap();
+        self.peak.load(Ordering::Relaxed)
+    }
+}
+
+impl Bench {
+    fn row(&mut self, section: &'static str, measure: impl Into<String>, route: String, direct: String, ratio: String) {
+        self.rows.push(Row { section, measure: measure.into(), route, direct, ratio });
+    }
+
+    async fn upload_route(&self, data: &Bytes, name: &str) -> (String, Duration) {
+        let operations = json!({
+            "query": "mutation($input: UploadReportFileInput!, $file: Upload!) { uploadReportFile(input: $input, file: $file) { id sha256 } }",
+            "variables": { "input": { "sttId": 1, "fiscalYear": 2026, "quarter": "Q1", "section": "ACTIVE_CASE_DATA" }, "file": null }
+        });
+        let part = reqwest::multipart::Part::stream_with_length(body(data), data.len() as u64)
+            .file_name(name.to_string());
+        let form = reqwest::multipart::Form::new()
+            .text("operations", operations.to_string())
+            .text("map", r#"{"0":["variables.file"]}"#)
+            .part("0", part);
+        let started = Instant::now();
+        let res: Value = self
+            .http
+            .post(format!("{}/graphql", self.server))
+            .bearer_auth(&self.token)
+            .header("apollo-require-preflight", "true")
+            .multipart(form)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let took = started.elapsed();
+        let file = &res["data"]["uploadReportFile"];
+        let id = file["id"].as_str().unwrap_or_else(|| panic!("upload failed: {res}")).to_string();
+        assert_eq!(file["sha256"].as_str().unwrap(), hex(&Sha256::digest(data)), "server hash");
+        (id, took)
+    }
+
+    async fn object_key(&self, id: &str) -> String {
+        let row = self
+            .db
+            .query_one_raw(Statement::from_string(
+                self.db.get_database_backend(),
+                format!("SELECT object_key FROM report_files WHERE id = '{id}'"),
+            ))
+            .await
+            .unwrap()
+            .unwrap();
+        row.try_get::<String>("", "object_key").unwrap()
+    }
+
+    async fn presigned(&self, id: &str) -> String {
+        let key = self.object_key(id).await;
+        self.s3
+            .signed_url(reqwest::Method::GET, &Path::from(key), Duration::from_secs(3600))
+            .await
+            .unwrap()
+            .to_string()
+    }
+
+    /// Downloads `url` whole, hashing every byte, and checks the hash.
+    async fn fetch(&self, url: &str, auth: bool, want_sha: &str) -> Fetch {
+        let started = Instant::now();
+        let mut req = self.http.get(url);
+        if auth {
+            req = req.bearer_auth(&self.token);
+        }
+        let res = req.send().await.unwrap();
+        assert!(res.status().is_success(), "{url}: {}", res.status());
+        let mut stream = res.bytes_stream();
+        let mut hasher = Sha256::new();
+        let mut ttfb = None;
+        let mut bytes = 0u64;
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.unwrap();
+            ttfb.get_or_insert_with(|| started.elapsed());
+            bytes += chunk.len() as u64;
+            hasher.update(&chunk);
+        }
+        let total = started.elapsed();
+        assert_eq!(hex(&hasher.finalize()), want_sha, "sha256 of {url}");
+        Fetch { ttfb: ttfb.unwrap_or(total), total, bytes }
+    }
+
+    async fn compare_downloads(&mut self, label: &'static str, id: &str, data: &Content, rounds: usize, big: bool) -> f64 {
+        let route_url = format!("{}/v1/report-files/{id}/download", self.server);
+        let direct_url = self.presigned(id).await;
+        // Warm both paths (connections, caches) once, unmeasured.
+        self.fetch(&route_url, true, &data.sha256).await;
+        self.fetch(&direct_url, false, &data.sha256).await;
+        let (mut rt, mut dt, mut rttfb, mut dttfb) = (vec![], vec![], vec![], vec![]);
+        let idle_rss = rss_kib(self.pid);
+        let cpu_before = cpu_secs(self.pid);
+        let mut route_bytes = 0u64;
+        let mut peak = 0u64;
+        for _ in 0..rounds {
+            let sampler = big.then(|| RssPeak::start(self.pid));
+            let r = self.fetch(&route_url, true, &data.sha256).await;
+            if let Some(s) = sampler {
+                peak = peak.max(s.finish());
+            }
+            route_bytes += r.bytes;
+            let d = self.fetch(&direct_url, false, &data.sha256).await;
+            rt.push(r.bytes as f64 / r.total.as_secs_f64());
+            dt.push(d.bytes as f64 / d.total.as_secs_f64());
+            rttfb.push(r.ttfb.as_secs_f64() * 1e3);
+            dttfb.push(d.ttfb.as_secs_f64() * 1e3);
+        }
+        let cpu = cpu_secs(self.pid) - cpu_before;
+        let (r, d) = (median(rt), median(dt));
+        let (rt_ms, dt_ms) = (median(rttfb), median(dttfb));
+        let mbs = |v: f64| format!("{:.0} MB/s", v / 1e6);
+        self.row("download", format!("{label} throughput (median of {rounds})"), mbs(r), mbs(d), format!("{:.2}", r / d));
+        self.row("download", format!("{label} time to first byte"), format!("{rt_ms:.2} ms"), format!("{dt_ms:.2} ms"), format!("{:+.2} ms", rt_ms - dt_ms));
+        let gib = route_bytes as f64 / GIB as f64;
+        self.row("download", format!("{label} server CPU per GiB sent"), format!("{:.2} s", cpu / gib), "-".into(), "-".into());
+        if big {
+            let growth = peak.saturating_sub(idle_rss) as f64 / 1024.0;
+            self.row("download", format!("{label} server peak RSS growth over idle"), format!("{growth:.1} MiB"), "-".into(), "-".into());
+        }
+        r / d
+    }
+
+    async fn concurrent(&mut self, id: &str, data: &Content) -> f64 {
+        let route_url = format!("{}/v1/report-files/{id}/download", self.server);
+        let direct_url = self.presigned(id).await;
+        let mut ratios = Vec::new();
+        let mut last = None;
+        for _ in 0..2 {
+            let r = self.parallel(&route_url, true, &data.sha256, 16).await;
+            let d = self.parallel(&direct_url, false, &data.sha256, 16).await;
+            ratios.push(r.0 / d.0);
+            last = Some((r, d));
+        }
+        let (r, d) = last.unwrap();
+        let ratio = median(ratios);
+        self.row("parallel", "16 x 64 MiB aggregate throughput", format!("{:.0} MB/s", r.0 / 1e6), format!("{:.0} MB/s", d.0 / 1e6), format!("{ratio:.2}"));
+        self.row("parallel", "16 x 64 MiB TTFB p50", format!("{:.2} ms", r.1), format!("{:.2} ms", d.1), format!("{:+.2} ms", r.1 - d.1));
+        self.row("parallel", "16 x 64 MiB TTFB max", format!("{:.2} ms", r.2), format!("{:.2} ms", d.2), format!("{:+.2} ms", r.2 - d.2));
+        ratio
+    }
+
+    /// (aggregate bytes/s, TTFB p50 ms, TTFB max ms)
+    async fn parallel(&self, url: &str, auth: bool, sha: &str, n: usize) -> (f64, f64, f64) {
+        let started = Instant::now();
+        let fetches = futures_util::future::join_all((0..n).map(|_| self.fetch(url, auth, sha))).await;
+        let wall = started.elapsed().as_secs_f64();
+        let bytes: u64 = fetches.iter().map(|f| f.bytes).sum();
+        let mut ttfb: Vec<f64> = fetches.iter().map(|f| f.ttfb.as_secs_f64() * 1e3).collect();
+        ttfb.sort_by(|a, b| a.partial_cmp(b).unwrap());
+        (bytes as f64 / wall, percentile(&ttfb, 0.5), *ttfb.last().unwrap())
+    }
+
+    async fn compare_uploads(&mut self, (size, label, _): &(usize, &str, usize)) -> f64 {
+        let data = content(*size, 7);
+        let (mut route, mut direct) = (Vec::new(), Vec::new());
+        let mut peak_growth = 0u64;
+        let mut written = 0u64;
+        for i in 0..2 {
+            let idle = rss_kib(self.pid);
+            let io_before = write_bytes(self.pid);
+            let sampler = RssPeak::start(self.pid);
+            let (_, took) = self.upload_route(&data.bytes, "bench-upload.txt").await;
+            peak_growth = peak_growth.max(sampler.finish().saturating_sub(idle));
+            written += write_bytes(self.pid) - io_before;
+            route.push(*size as f64 / took.as_secs_f64());
+
+            let started = Instant::now();
+            let upload = self.s3.put_multipart(&Path::from(format!("bench-direct/{i}"))).await.unwrap();
+            let mut w = WriteMultipart::new_with_chunk_size(upload, 8 * MIB);
+            for off in (0..*size).step_by(MIB) {
+                w.wait_for_capacity(2).await.unwrap();
+                w.put(data.bytes.slice(off..(off + MIB).min(*size)));
+            }
+            w.finish().await.unwrap();
+            direct.push(*size as f64 / started.elapsed().as_secs_f64());
+        }
+        let (r, d) = (median(route), median(direct));
+        self.row("upload", format!("{label} throughput"), format!("{:.0} MB/s", r / 1e6), format!("{:.0} MB/s", d / 1e6), format!("{:.2}", r / d));
+        self.row("upload", format!("{label} server peak RSS growth"), format!("{:.1} MiB", peak_growth as f64 / 1024.0), "-".into(), "-".into());
+        self.row("upload", format!("{label} server bytes written to disk"), written.to_string(), "-".into(), "-".into());
+        r / d
+    }
+
+    async fn statements(&self) -> f64 {
+        let text = self.http.get(format!("{}/metrics", self.server)).send().await.unwrap().text().await.unwrap();
+        text.lines()
+            .find_map(|l| l.strip_prefix("reportfiles_sql_statements_total "))
+            .and_then(|v| v.parse().ok())
+            .unwrap()
+    }
+
+    async fn exec(&self, sql: &str) {
+        self.db.execute_unprepared(sql).await.unwrap();
+    }
+
+    /// Fills report_files to `total` synthetic rows spread over every STT,
+    /// ten fiscal years, four quarters and four sections.
+    async fn fill(&self, from: u64, total: u64) {
+        let uploader = "(SELECT id FROM users ORDER BY id LIMIT 1)";
+        self.exec(&format!(
+            "INSERT INTO report_files (id, stt_id, fiscal_year, quarter, section, version, original_filename, \
+             extension, content_type, size_bytes, sha256, object_key, uploaded_by_id, created_at) \
+             SELECT gen_random_uuid(), 1 + g % 131, 2017 + (g / 131) % 10, 'Q' || (1 + (g / 1310) % 4), \
+             (ARRAY['ACTIVE_CASE_DATA','CLOSED_CASE_DATA','AGGREGATE_DATA','STRATUM_DATA'])[1 + (g / 5240) % 4], \
+             1000 + g / 20960, 'synthetic-' || g || '.txt', 'txt', 'text/plain', 100, repeat('0', 64), \
+             'synthetic/' || g, {uploader}, now() \
+             FROM generate_series({from}, {}) AS g",
+            total - 1
+        ))
+        .await;
+        self.exec("ANALYZE report_files").await;
+    }
+
+    async fn graphql(&mut self) -> (f64, f64) {
+        let mut p99s = Vec::new();
+        let mut filled = 0;
+        for (rows, label) in [(10_000u64, "10k rows"), (1_000_000, "1M rows")] {
+            let rows = if self.quick { rows / 10 } else { rows };
+            self.fill(filled, rows).await;
+            filled = rows;
+            let (rps, p50, p99, statements) = self.graphql_load().await;
+            let label = if self.quick { format!("{label}/10") } else { label.to_string() };
+            self.row("graphql", format!("reportFiles(first: 50), {label}: requests/s at concurrency 8"), format!("{rps:.0}"), "-".into(), "-".into());
+            self.row("graphql", format!("reportFiles(first: 50), {label}: latency p50 / p99"), format!("{p50:.2} / {p99:.2} ms"), "-".into(), "-".into());
+            self.row("graphql", format!("reportFiles(first: 50), {label}: SQL statements per request"), format!("{statements:.2}"), "-".into(), "-".into());
+            p99s.push(p99);
+        }
+        (p99s[0], p99s[1])
+    }
+
+    /// (requests/s, p50 ms, p99 ms, statements per request)
+    async fn graphql_load(&self) -> (f64, f64, f64, f64) {
+        let query = json!({
+            "query": "query($stt: Int!, $fy: Int!) { reportFiles(first: 50, filter: { sttId: $stt, fiscalYear: $fy }) { edges { node { id originalFilename stt { name } uploadedBy { email } } } } }",
+            "variables": { "stt": 5, "fy": 2020 },
+        })
+        .to_string();
+        let run = |secs: f64| {
+            let query = query.clone();
+            async move {
+                let deadline = Instant::now() + Duration::from_secs_f64(secs);
+                let workers = (0..8).map(|_| {
+                    let query = query.clone();
+                    async move {
+                        let mut latencies = Vec::new();
+                        while Instant::now() < deadline {
+                            let started = Instant::now();
+                            let res: Value = self
+                                .http
+                                .post(format!("{}/graphql", self.server))
+                                .bearer_auth(&self.token)
+                                .header("content-type", "application/json")
+                                .body(query.clone())
+                                .send()
+                                .await
+                                .unwrap()
+                                .json()
+                                .await
+                                .unwrap();
+                            latencies.push(started.elapsed().as_secs_f64() * 1e3);
+                            let edges = res["data"]["reportFiles"]["edges"].as_array().map_or(0, |e| e.len());
+                            assert_eq!(edges, 50, "{res}");
+                        }
+                        latencies
+                    }
+                });
+                futures_util::future::join_all(workers).await.concat()
+            }
+        };
+        run(1.0).await; // warm-up
+        let before = self.statements().await;
+        let started = Instant::now();
+        let mut latencies = run(10.0).await;
+        let elapsed = started.elapsed().as_secs_f64();
+        let statements = (self.statements().await - before) / latencies.len() as f64;
+        latencies.sort_by(|a, b| a.partial_cmp(b).unwrap());
+        (latencies.len() as f64 / elapsed, percentile(&latencies, 0.5), percentile(&latencies, 0.99), statements)
+    }
+
+    fn print_table(&self) {
+        let w = [9, 62, 16, 16, 10];
+        println!(
+            "{:<w0$} | {:<w1$} | {:>w2$} | {:>w3$} | {:>w4$}",
+            "section", "measure", "route", "direct S3", "ratio",
+            w0 = w[0], w1 = w[1], w2 = w[2], w3 = w[3], w4 = w[4]
+        );
+        println!("{}", "-".repeat(w.iter().sum::<usize>() + 12));
+        for r in &self.rows {
+            println!(
+                "{:<w0$} | {:<w1$} | {:>w2$} | {:>w3$} | {:>w4$}",
+                r.section, r.measure, r.route, r.direct, r.ratio,
+                w0 = w[0], w1 = w[1], w2 = w[2], w3 = w[3], w4 = w[4]
+            );
+        }
+    }
+}
