@@ -1,6 +1,6 @@
 //! The application: shared state, the router, and serving it.
 
-use std::{future::Future, sync::Arc};
+use std::{future::Future, sync::Arc, time::Duration};
 
 use axum::{Router, http::HeaderMap};
 use sea_orm::DatabaseConnection;
@@ -20,7 +20,7 @@ use crate::{
     graphql::{self, AppSchema},
     metrics::{self, Metrics},
     ops,
-    service::users,
+    service::principals::PrincipalCache,
     storage::{Storage, StorageConfigError},
 };
 
@@ -34,6 +34,7 @@ pub struct AppState {
     pub storage: Storage,
     pub statements: StatementCounter,
     pub metrics: Arc<Metrics>,
+    pub principals: Arc<PrincipalCache>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -57,12 +58,16 @@ impl AppState {
         let verifier = Arc::new(JwtVerifier::new(&config.jwt)?);
         let storage = Storage::new(&config.storage, &config.upload)?;
         let metrics = Arc::new(Metrics::default());
+        let principals = Arc::new(PrincipalCache::new(Duration::from_millis(
+            config.auth_cache_ttl_ms,
+        )));
         let schema = graphql::build_schema(
             config.clone(),
             db.clone(),
             verifier.clone(),
             storage.clone(),
             metrics.clone(),
+            principals.clone(),
         );
         Ok(AppState {
             config,
@@ -72,6 +77,7 @@ impl AppState {
             storage,
             statements,
             metrics,
+            principals,
         })
     }
 
@@ -80,7 +86,7 @@ impl AppState {
     pub async fn access(&self, headers: &HeaderMap) -> AppResult<Access> {
         let claims = auth::token_from_headers(headers, &self.config.cookie_name)
             .and_then(|(token, _)| self.verifier.verify(token));
-        users::access_for(&self.db, claims.as_ref()).await
+        self.principals.access(&self.db, claims.as_ref()).await
     }
 }
 

@@ -105,6 +105,8 @@ pub struct Config {
     pub log_json: bool,
     /// How long in-flight transfers may run after SIGTERM.
     pub shutdown_grace_secs: u64,
+    /// How long an instance may reuse what it knows of a user (0: never).
+    pub auth_cache_ttl_ms: u64,
 }
 
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://./data/reportfiles.db?mode=rwc";
@@ -220,6 +222,7 @@ impl Config {
             graphql_body_limit_bytes: env.parse("GRAPHQL_BODY_LIMIT_BYTES", 64 * 1024)?,
             log_json: env.parse("LOG_JSON", !dev)?,
             shutdown_grace_secs: env.parse("SHUTDOWN_GRACE_SECS", 30)?,
+            auth_cache_ttl_ms: env.parse("AUTH_CACHE_TTL_MS", 2000)?,
         })
     }
 

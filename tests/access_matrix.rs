@@ -379,7 +379,41 @@ async fn regional_staff_regions_are_listed_on_their_user(app: TestApp) {
     );
 }
 
+async fn a_change_of_access_applies_at_once_on_the_instance_that_made_it(app: TestApp) {
+    let (user, token) = app.analyst("analyst", ALABAMA).await;
+    let (_, admin) = app.admin().await;
+    assert!(app.gql(Some(&token), STTS, json!({})).await["errors"].is_null());
+    let q = format!(
+        "mutation {{ setUserAccess(userId: \"{}\", role: DATA_ANALYST, sttId: 1, status: DEACTIVATED) {{ status }} }}",
+        user.id
+    );
+    assert_eq!(
+        app.gql(Some(&admin), &q, json!({})).await["data"]["setUserAccess"]["status"],
+        "DEACTIVATED"
+    );
+    let body = app.gql(Some(&token), STTS, json!({})).await;
+    assert_eq!(error_codes(&body), vec!["FORBIDDEN"], "{body}");
+}
+
+async fn other_instances_apply_a_change_within_the_cache_ttl(app: TestApp) {
+    let app = app.with_vars(&[("AUTH_CACHE_TTL_MS", "300")]).await;
+    let other = app.sibling().await;
+    let (user, token) = app.analyst("analyst", ALABAMA).await;
+    let (_, admin) = app.admin().await;
+    assert!(other.gql(Some(&token), STTS, json!({})).await["errors"].is_null());
+    let q = format!(
+        "mutation {{ setUserAccess(userId: \"{}\", role: DATA_ANALYST, sttId: 1, status: DEACTIVATED) {{ status }} }}",
+        user.id
+    );
+    app.gql(Some(&admin), &q, json!({})).await;
+    tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+    let body = other.gql(Some(&token), STTS, json!({})).await;
+    assert_eq!(error_codes(&body), vec!["FORBIDDEN"], "{body}");
+}
+
 db_tests!(
+    a_change_of_access_applies_at_once_on_the_instance_that_made_it,
+    other_instances_apply_a_change_within_the_cache_ttl,
     each_role_sees_exactly_its_files,
     each_role_sees_exactly_its_stts,
     every_user_reads_me_whatever_their_status,

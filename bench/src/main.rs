@@ -15,8 +15,7 @@ use std::{
 use bytes::Bytes;
 use futures_util::StreamExt;
 use object_store::{
-    ObjectStoreExt, WriteMultipart, aws::AmazonS3, aws::AmazonS3Builder, path::Path,
-    signer::Signer,
+    ObjectStoreExt, WriteMultipart, aws::AmazonS3, aws::AmazonS3Builder, path::Path, signer::Signer,
 };
 use sea_orm::{ConnectionTrait, Database, DatabaseConnection, Statement};
 use serde_json::{Value, json};
@@ -58,7 +57,11 @@ async fn main() {
         .with_secret_access_key(var("AWS_SECRET_ACCESS_KEY"))
         .with_region("us-east-1")
         .with_allow_http(true)
-        .with_client_options(object_store::ClientOptions::new().with_allow_http(true).with_timeout_disabled())
+        .with_client_options(
+            object_store::ClientOptions::new()
+                .with_allow_http(true)
+                .with_timeout_disabled(),
+        )
         .build()
         .unwrap();
     let mut bench = Bench {
@@ -67,14 +70,25 @@ async fn main() {
         token: var("BENCH_TOKEN"),
         db: Database::connect(var("DATABASE_URL")).await.unwrap(),
         s3,
-        http: reqwest::Client::builder().pool_max_idle_per_host(64).build().unwrap(),
+        http: reqwest::Client::builder()
+            .pool_max_idle_per_host(64)
+            .build()
+            .unwrap(),
         quick: std::env::var("BENCH_QUICK").is_ok_and(|v| v == "1"),
         rows: Vec::new(),
     };
     let sizes: Vec<(usize, &str, usize)> = if bench.quick {
-        vec![(MIB, "1 MiB", 5), (64 * MIB, "64 MiB", 5), (256 * MIB, "256 MiB", 3)]
+        vec![
+            (MIB, "1 MiB", 5),
+            (64 * MIB, "64 MiB", 5),
+            (256 * MIB, "256 MiB", 3),
+        ]
     } else {
-        vec![(MIB, "1 MiB", 9), (64 * MIB, "64 MiB", 7), (GIB, "1 GiB", 3)]
+        vec![
+            (MIB, "1 MiB", 9),
+            (64 * MIB, "64 MiB", 7),
+            (GIB, "1 GiB", 3),
+        ]
     };
 
     // Upload through the GraphQL route first: those are the objects both
@@ -90,7 +104,9 @@ async fn main() {
     let mut summary = Vec::new();
     for ((size, label, rounds), (id, data)) in sizes.iter().zip(&uploaded) {
         let big = *size >= 256 * MIB;
-        let r = bench.compare_downloads(*label, id, data, *rounds, big).await;
+        let r = bench
+            .compare_downloads(*label, id, data, *rounds, big)
+            .await;
         summary.push(format!("{label} {r:.2}"));
     }
     let concurrent = bench.concurrent(&uploaded[1].0, &uploaded[1].1).await;
@@ -99,10 +115,18 @@ async fn main() {
 
     bench.print_table();
     println!();
-    println!("downloads (route/direct throughput): {}", summary.join(", "));
+    println!(
+        "downloads (route/direct throughput): {}",
+        summary.join(", ")
+    );
     println!("16 parallel 64 MiB downloads (route/direct aggregate throughput): {concurrent:.2}");
-    println!("upload {} (route/direct multipart PUT throughput): {upload_ratio:.2}", sizes[2].1);
-    println!("graphql reportFiles(first: 50) p99: {p99_small:.2} ms at 10k rows, {p99_large:.2} ms at 1M rows");
+    println!(
+        "upload {} (route/direct multipart PUT throughput): {upload_ratio:.2}",
+        sizes[2].1
+    );
+    println!(
+        "graphql reportFiles(first: 50) p99: {p99_small:.2} ms at 10k rows, {p99_large:.2} ms at 1M rows"
+    );
 }
 
 /// Deterministic text content and its SHA-256.
@@ -145,8 +169,10 @@ fn hex(b: &[u8]) -> String {
 
 /// Body of `bytes` in 1 MiB pieces, without copying.
 fn body(bytes: &Bytes) -> reqwest::Body {
-    let chunks: Vec<Result<Bytes, std::io::Error>> =
-        (0..bytes.len()).step_by(MIB).map(|i| Ok(bytes.slice(i..(i + MIB).min(bytes.len())))).collect();
+    let chunks: Vec<Result<Bytes, std::io::Error>> = (0..bytes.len())
+        .step_by(MIB)
+        .map(|i| Ok(bytes.slice(i..(i + MIB).min(bytes.len()))))
+        .collect();
     reqwest::Body::wrap_stream(futures_util::stream::iter(chunks))
 }
 
@@ -159,7 +185,11 @@ struct Fetch {
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(|a, b| a.partial_cmp(b).unwrap());
     let n = v.len();
-    if n % 2 == 1 { v[n / 2] } else { (v[n / 2 - 1] + v[n / 2]) / 2.0 }
+    if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    }
 }
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {
@@ -184,7 +214,10 @@ fn cpu_secs(pid: u32) -> f64 {
     let fields: Vec<&str> = after_name.split_whitespace().collect();
     // utime and stime are fields 14 and 15 of the whole line, in clock ticks.
     let ticks: f64 = fields.get(11).and_then(|v| v.parse().ok()).unwrap_or(0.0)
-        + fields.get(12).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+        + fields
+            .get(12)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0);
     ticks / 100.0
 }
 
@@ -214,7 +247,11 @@ impl RssPeak {
                 std::thread::sleep(Duration::from_millis(2));
             }
         });
-        RssPeak { stop, peak, thread: Some(thread) }
+        RssPeak {
+            stop,
+            peak,
+            thread: Some(thread),
+        }
     }
 
     fn finish(mut self) -> u64 {
@@ -225,8 +262,23 @@ impl RssPeak {
 }
 
 impl Bench {
-    fn row(&mut self, section: &'static str, measure: impl Into<String>, route: String, direct: String, ratio: String) {
-        self.rows.push(Row { section, measure: measure.into(), route, direct, ratio });
+    fn row(
+        &mut self,
+        section: &'static str,
+        measure: impl Into<String>,
+        route: String,
+        direct: String,
+        ratio: String,
+    ) {
+        let measure = measure.into();
+        eprintln!("{section}: {measure}: {route} | {direct} | {ratio}");
+        self.rows.push(Row {
+            section,
+            measure,
+            route,
+            direct,
+            ratio,
+        });
     }
 
     async fn upload_route(&self, data: &Bytes, name: &str) -> (String, Duration) {
@@ -255,8 +307,15 @@ impl Bench {
             .unwrap();
         let took = started.elapsed();
         let file = &res["data"]["uploadReportFile"];
-        let id = file["id"].as_str().unwrap_or_else(|| panic!("upload failed: {res}")).to_string();
-        assert_eq!(file["sha256"].as_str().unwrap(), hex(&Sha256::digest(data)), "server hash");
+        let id = file["id"]
+            .as_str()
+            .unwrap_or_else(|| panic!("upload failed: {res}"))
+            .to_string();
+        assert_eq!(
+            file["sha256"].as_str().unwrap(),
+            hex(&Sha256::digest(data)),
+            "server hash"
+        );
         (id, took)
     }
 
@@ -276,7 +335,11 @@ impl Bench {
     async fn presigned(&self, id: &str) -> String {
         let key = self.object_key(id).await;
         self.s3
-            .signed_url(reqwest::Method::GET, &Path::from(key), Duration::from_secs(3600))
+            .signed_url(
+                reqwest::Method::GET,
+                &Path::from(key),
+                Duration::from_secs(3600),
+            )
             .await
             .unwrap()
             .to_string()
@@ -303,10 +366,21 @@ impl Bench {
         }
         let total = started.elapsed();
         assert_eq!(hex(&hasher.finalize()), want_sha, "sha256 of {url}");
-        Fetch { ttfb: ttfb.unwrap_or(total), total, bytes }
+        Fetch {
+            ttfb: ttfb.unwrap_or(total),
+            total,
+            bytes,
+        }
     }
 
-    async fn compare_downloads(&mut self, label: &'static str, id: &str, data: &Content, rounds: usize, big: bool) -> f64 {
+    async fn compare_downloads(
+        &mut self,
+        label: &'static str,
+        id: &str,
+        data: &Content,
+        rounds: usize,
+        big: bool,
+    ) -> f64 {
         let route_url = format!("{}/v1/report-files/{id}/download", self.server);
         let direct_url = self.presigned(id).await;
         // Warm both paths (connections, caches) once, unmeasured.
@@ -334,13 +408,37 @@ impl Bench {
         let (r, d) = (median(rt), median(dt));
         let (rt_ms, dt_ms) = (median(rttfb), median(dttfb));
         let mbs = |v: f64| format!("{:.0} MB/s", v / 1e6);
-        self.row("download", format!("{label} throughput (median of {rounds})"), mbs(r), mbs(d), format!("{:.2}", r / d));
-        self.row("download", format!("{label} time to first byte"), format!("{rt_ms:.2} ms"), format!("{dt_ms:.2} ms"), format!("{:+.2} ms", rt_ms - dt_ms));
+        self.row(
+            "download",
+            format!("{label} throughput (median of {rounds})"),
+            mbs(r),
+            mbs(d),
+            format!("{:.2}", r / d),
+        );
+        self.row(
+            "download",
+            format!("{label} time to first byte"),
+            format!("{rt_ms:.2} ms"),
+            format!("{dt_ms:.2} ms"),
+            format!("{:+.2} ms", rt_ms - dt_ms),
+        );
         let gib = route_bytes as f64 / GIB as f64;
-        self.row("download", format!("{label} server CPU per GiB sent"), format!("{:.2} s", cpu / gib), "-".into(), "-".into());
+        self.row(
+            "download",
+            format!("{label} server CPU per GiB sent"),
+            format!("{:.2} s", cpu / gib),
+            "-".into(),
+            "-".into(),
+        );
         if big {
             let growth = peak.saturating_sub(idle_rss) as f64 / 1024.0;
-            self.row("download", format!("{label} server peak RSS growth over idle"), format!("{growth:.1} MiB"), "-".into(), "-".into());
+            self.row(
+                "download",
+                format!("{label} server peak RSS growth over idle"),
+                format!("{growth:.1} MiB"),
+                "-".into(),
+                "-".into(),
+            );
         }
         r / d
     }
@@ -358,21 +456,44 @@ impl Bench {
         }
         let (r, d) = last.unwrap();
         let ratio = median(ratios);
-        self.row("parallel", "16 x 64 MiB aggregate throughput", format!("{:.0} MB/s", r.0 / 1e6), format!("{:.0} MB/s", d.0 / 1e6), format!("{ratio:.2}"));
-        self.row("parallel", "16 x 64 MiB TTFB p50", format!("{:.2} ms", r.1), format!("{:.2} ms", d.1), format!("{:+.2} ms", r.1 - d.1));
-        self.row("parallel", "16 x 64 MiB TTFB max", format!("{:.2} ms", r.2), format!("{:.2} ms", d.2), format!("{:+.2} ms", r.2 - d.2));
+        self.row(
+            "parallel",
+            "16 x 64 MiB aggregate throughput",
+            format!("{:.0} MB/s", r.0 / 1e6),
+            format!("{:.0} MB/s", d.0 / 1e6),
+            format!("{ratio:.2}"),
+        );
+        self.row(
+            "parallel",
+            "16 x 64 MiB TTFB p50",
+            format!("{:.2} ms", r.1),
+            format!("{:.2} ms", d.1),
+            format!("{:+.2} ms", r.1 - d.1),
+        );
+        self.row(
+            "parallel",
+            "16 x 64 MiB TTFB max",
+            format!("{:.2} ms", r.2),
+            format!("{:.2} ms", d.2),
+            format!("{:+.2} ms", r.2 - d.2),
+        );
         ratio
     }
 
     /// (aggregate bytes/s, TTFB p50 ms, TTFB max ms)
     async fn parallel(&self, url: &str, auth: bool, sha: &str, n: usize) -> (f64, f64, f64) {
         let started = Instant::now();
-        let fetches = futures_util::future::join_all((0..n).map(|_| self.fetch(url, auth, sha))).await;
+        let fetches =
+            futures_util::future::join_all((0..n).map(|_| self.fetch(url, auth, sha))).await;
         let wall = started.elapsed().as_secs_f64();
         let bytes: u64 = fetches.iter().map(|f| f.bytes).sum();
         let mut ttfb: Vec<f64> = fetches.iter().map(|f| f.ttfb.as_secs_f64() * 1e3).collect();
         ttfb.sort_by(|a, b| a.partial_cmp(b).unwrap());
-        (bytes as f64 / wall, percentile(&ttfb, 0.5), *ttfb.last().unwrap())
+        (
+            bytes as f64 / wall,
+            percentile(&ttfb, 0.5),
+            *ttfb.last().unwrap(),
+        )
     }
 
     async fn compare_uploads(&mut self, (size, label, _): &(usize, &str, usize)) -> f64 {
@@ -390,7 +511,11 @@ impl Bench {
             route.push(*size as f64 / took.as_secs_f64());
 
             let started = Instant::now();
-            let upload = self.s3.put_multipart(&Path::from(format!("bench-direct/{i}"))).await.unwrap();
+            let upload = self
+                .s3
+                .put_multipart(&Path::from(format!("bench-direct/{i}")))
+                .await
+                .unwrap();
             let mut w = WriteMultipart::new_with_chunk_size(upload, 8 * MIB);
             for off in (0..*size).step_by(MIB) {
                 w.wait_for_capacity(2).await.unwrap();
@@ -400,14 +525,40 @@ impl Bench {
             direct.push(*size as f64 / started.elapsed().as_secs_f64());
         }
         let (r, d) = (median(route), median(direct));
-        self.row("upload", format!("{label} throughput"), format!("{:.0} MB/s", r / 1e6), format!("{:.0} MB/s", d / 1e6), format!("{:.2}", r / d));
-        self.row("upload", format!("{label} server peak RSS growth"), format!("{:.1} MiB", peak_growth as f64 / 1024.0), "-".into(), "-".into());
-        self.row("upload", format!("{label} server bytes written to disk"), written.to_string(), "-".into(), "-".into());
+        self.row(
+            "upload",
+            format!("{label} throughput"),
+            format!("{:.0} MB/s", r / 1e6),
+            format!("{:.0} MB/s", d / 1e6),
+            format!("{:.2}", r / d),
+        );
+        self.row(
+            "upload",
+            format!("{label} server peak RSS growth"),
+            format!("{:.1} MiB", peak_growth as f64 / 1024.0),
+            "-".into(),
+            "-".into(),
+        );
+        self.row(
+            "upload",
+            format!("{label} server bytes written to disk"),
+            written.to_string(),
+            "-".into(),
+            "-".into(),
+        );
         r / d
     }
 
     async fn statements(&self) -> f64 {
-        let text = self.http.get(format!("{}/metrics", self.server)).send().await.unwrap().text().await.unwrap();
+        let text = self
+            .http
+            .get(format!("{}/metrics", self.server))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
         text.lines()
             .find_map(|l| l.strip_prefix("reportfiles_sql_statements_total "))
             .and_then(|v| v.parse().ok())
@@ -437,17 +588,49 @@ impl Bench {
     }
 
     async fn graphql(&mut self) -> (f64, f64) {
+        // The queried STT and year get 500 versions (a state that resubmits
+        // often); the rest of the rows spread evenly over everything else.
+        self.exec(
+            "INSERT INTO report_files (id, stt_id, fiscal_year, quarter, section, version, original_filename, \
+             extension, content_type, size_bytes, sha256, object_key, uploaded_by_id, created_at) \
+             SELECT gen_random_uuid(), 5, 2020, 'Q' || (1 + g % 4), 'AGGREGATE_DATA', 5000 + g, \
+             'hot-' || g || '.txt', 'txt', 'text/plain', 100, repeat('0', 64), 'hot/' || g, \
+             (SELECT id FROM users ORDER BY id LIMIT 1), now() FROM generate_series(0, 499) AS g",
+        )
+        .await;
         let mut p99s = Vec::new();
-        let mut filled = 0;
+        let mut filled = 500;
         for (rows, label) in [(10_000u64, "10k rows"), (1_000_000, "1M rows")] {
             let rows = if self.quick { rows / 10 } else { rows };
             self.fill(filled, rows).await;
             filled = rows;
             let (rps, p50, p99, statements) = self.graphql_load().await;
-            let label = if self.quick { format!("{label}/10") } else { label.to_string() };
-            self.row("graphql", format!("reportFiles(first: 50), {label}: requests/s at concurrency 8"), format!("{rps:.0}"), "-".into(), "-".into());
-            self.row("graphql", format!("reportFiles(first: 50), {label}: latency p50 / p99"), format!("{p50:.2} / {p99:.2} ms"), "-".into(), "-".into());
-            self.row("graphql", format!("reportFiles(first: 50), {label}: SQL statements per request"), format!("{statements:.2}"), "-".into(), "-".into());
+            let label = if self.quick {
+                format!("{label}/10")
+            } else {
+                label.to_string()
+            };
+            self.row(
+                "graphql",
+                format!("reportFiles(first: 50), {label}: requests/s at concurrency 8"),
+                format!("{rps:.0}"),
+                "-".into(),
+                "-".into(),
+            );
+            self.row(
+                "graphql",
+                format!("reportFiles(first: 50), {label}: latency p50 / p99"),
+                format!("{p50:.2} / {p99:.2} ms"),
+                "-".into(),
+                "-".into(),
+            );
+            self.row(
+                "graphql",
+                format!("reportFiles(first: 50), {label}: SQL statements per request"),
+                format!("{statements:.2}"),
+                "-".into(),
+                "-".into(),
+            );
             p99s.push(p99);
         }
         (p99s[0], p99s[1])
@@ -483,7 +666,9 @@ impl Bench {
                                 .await
                                 .unwrap();
                             latencies.push(started.elapsed().as_secs_f64() * 1e3);
-                            let edges = res["data"]["reportFiles"]["edges"].as_array().map_or(0, |e| e.len());
+                            let edges = res["data"]["reportFiles"]["edges"]
+                                .as_array()
+                                .map_or(0, |e| e.len());
                             assert_eq!(edges, 50, "{res}");
                         }
                         latencies
@@ -499,22 +684,43 @@ impl Bench {
         let elapsed = started.elapsed().as_secs_f64();
         let statements = (self.statements().await - before) / latencies.len() as f64;
         latencies.sort_by(|a, b| a.partial_cmp(b).unwrap());
-        (latencies.len() as f64 / elapsed, percentile(&latencies, 0.5), percentile(&latencies, 0.99), statements)
+        (
+            latencies.len() as f64 / elapsed,
+            percentile(&latencies, 0.5),
+            percentile(&latencies, 0.99),
+            statements,
+        )
     }
 
     fn print_table(&self) {
         let w = [9, 62, 16, 16, 10];
         println!(
             "{:<w0$} | {:<w1$} | {:>w2$} | {:>w3$} | {:>w4$}",
-            "section", "measure", "route", "direct S3", "ratio",
-            w0 = w[0], w1 = w[1], w2 = w[2], w3 = w[3], w4 = w[4]
+            "section",
+            "measure",
+            "route",
+            "direct S3",
+            "ratio",
+            w0 = w[0],
+            w1 = w[1],
+            w2 = w[2],
+            w3 = w[3],
+            w4 = w[4]
         );
         println!("{}", "-".repeat(w.iter().sum::<usize>() + 12));
         for r in &self.rows {
             println!(
                 "{:<w0$} | {:<w1$} | {:>w2$} | {:>w3$} | {:>w4$}",
-                r.section, r.measure, r.route, r.direct, r.ratio,
-                w0 = w[0], w1 = w[1], w2 = w[2], w3 = w[3], w4 = w[4]
+                r.section,
+                r.measure,
+                r.route,
+                r.direct,
+                r.ratio,
+                w0 = w[0],
+                w1 = w[1],
+                w2 = w[2],
+                w3 = w[3],
+                w4 = w[4]
             );
         }
     }

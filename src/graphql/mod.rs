@@ -18,7 +18,8 @@ pub use mutation::Mutation;
 pub use query::Query;
 
 use crate::{
-    access::Access, auth::JwtVerifier, config::Config, metrics::Metrics, storage::Storage,
+    access::Access, auth::JwtVerifier, config::Config, metrics::Metrics,
+    service::principals::PrincipalCache, storage::Storage,
 };
 
 pub type AppSchema = Schema<Query, Mutation, EmptySubscription>;
@@ -29,6 +30,7 @@ pub fn build_schema(
     verifier: Arc<JwtVerifier>,
     storage: Storage,
     metrics: Arc<Metrics>,
+    principals: Arc<PrincipalCache>,
 ) -> AppSchema {
     Schema::build(Query, Mutation, EmptySubscription)
         .limit_depth(config.graphql_max_depth)
@@ -40,6 +42,7 @@ pub fn build_schema(
         .data(config)
         .data(storage)
         .data(metrics)
+        .data(principals)
         .finish()
 }
 

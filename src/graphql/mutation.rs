@@ -13,6 +13,7 @@ use crate::{
     config::Config,
     error::{AppError, GqlResult},
     metrics::Metrics,
+    service::principals::PrincipalCache,
     service::users::{self, AccessChange},
     storage::Storage,
     upload::{Receiver, Target},
@@ -112,7 +113,10 @@ impl Mutation {
             region_ids: region_ids.unwrap_or_default(),
             status,
         };
-        Ok(User(users::set_access(db, grant, user_id, change).await?))
+        let user = users::set_access(db, grant, user_id, change).await?;
+        ctx.data_unchecked::<std::sync::Arc<PrincipalCache>>()
+            .forget(&user.subject);
+        Ok(User(user))
     }
 }
 

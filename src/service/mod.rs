@@ -3,6 +3,7 @@
 //! from `access`.
 
 pub mod download_events;
+pub mod principals;
 pub mod report_files;
 pub mod seed;
 pub mod stts;

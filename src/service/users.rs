@@ -1,5 +1,3 @@
-use std::sync::Arc;
-
 use chrono::Utc;
 use entity::{Role, UserStatus, region, stt, user, user_region};
 use sea_orm::{
@@ -9,7 +7,7 @@ use sea_orm::{
 };
 
 use crate::{
-    access::{Access, AuditGrant, Principal, UserAdminGrant},
+    access::{AuditGrant, Principal, UserAdminGrant},
     auth::Claims,
     error::{AppError, AppResult},
 };
@@ -51,14 +49,6 @@ pub async fn principal_for(db: &DatabaseConnection, claims: &Claims) -> AppResul
         Vec::new()
     };
     Ok(Principal { user, region_ids })
-}
-
-/// Resolves a verified token into `Access` (`Anonymous` when there is none).
-pub async fn access_for(db: &DatabaseConnection, claims: Option<&Claims>) -> AppResult<Access> {
-    Ok(match claims {
-        None => Access::Anonymous,
-        Some(c) => Access::User(Arc::new(principal_for(db, c).await?)),
-    })
 }
 
 async fn find_by_subject(
