@@ -105,7 +105,7 @@ async fn main() {
     for ((size, label, rounds), (id, data)) in sizes.iter().zip(&uploaded) {
         let big = *size >= 256 * MIB;
         let r = bench
-            .compare_downloads(*label, id, data, *rounds, big)
+            .compare_downloads(label, id, data, *rounds, big)
             .await;
         summary.push(format!("{label} {r:.2}"));
     }
