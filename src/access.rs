@@ -131,6 +131,17 @@ impl Access {
 }
 
 impl FileScope {
+    /// Whether files of `stt_id` are in scope, when that can be told without
+    /// the database (it cannot for regions: STTs belong to them there).
+    pub fn reaches_stt(&self, stt_id: i32) -> Option<bool> {
+        match &self.0 {
+            Reach::All => Some(true),
+            Reach::Stt(id) => Some(*id == stt_id),
+            Reach::Nothing => Some(false),
+            Reach::Regions(_) => None,
+        }
+    }
+
     /// Restricts a query on `stts` to the ones in scope.
     pub fn stt_condition(&self) -> Condition {
         match &self.0 {
@@ -219,6 +230,22 @@ mod tests {
             Access::Anonymous.files(),
             Err(AppError::Unauthenticated)
         ));
+    }
+
+    #[test]
+    fn scopes_tell_which_stts_they_reach() {
+        let a = principal(Some(Role::DataAnalyst), UserStatus::Approved, Some(5));
+        assert_eq!(a.downloads().unwrap().reaches_stt(5), Some(true));
+        assert_eq!(a.downloads().unwrap().reaches_stt(6), Some(false));
+        let r = principal(Some(Role::RegionalStaff), UserStatus::Approved, None);
+        assert_eq!(r.downloads().unwrap().reaches_stt(5), Some(false));
+        assert_eq!(
+            r.files().unwrap().reaches_stt(5),
+            None,
+            "regions need the database"
+        );
+        let o = principal(Some(Role::OfaAdmin), UserStatus::Approved, None);
+        assert_eq!(o.downloads().unwrap().reaches_stt(99), Some(true));
     }
 
     #[test]

@@ -20,7 +20,7 @@ use crate::{
     graphql::{self, AppSchema},
     metrics::{self, Metrics},
     ops,
-    service::principals::PrincipalCache,
+    service::{principals::PrincipalCache, report_files::FileCache},
     storage::{Storage, StorageConfigError},
 };
 
@@ -35,6 +35,8 @@ pub struct AppState {
     pub statements: StatementCounter,
     pub metrics: Arc<Metrics>,
     pub principals: Arc<PrincipalCache>,
+    /// Immutable file metadata the download route has read before.
+    pub files: Arc<FileCache>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -78,6 +80,7 @@ impl AppState {
             statements,
             metrics,
             principals,
+            files: Arc::new(FileCache::default()),
         })
     }
 

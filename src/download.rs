@@ -27,10 +27,7 @@ use http_range_header::RangeUnsatisfiableError;
 use crate::{
     app::AppState,
     error::AppError,
-    service::{
-        download_events::{self, NewDownloadEvent},
-        report_files,
-    },
+    service::download_events::{self, NewDownloadEvent},
     storage::ByteStream,
 };
 
@@ -64,7 +61,7 @@ async fn download(
     let Ok(id) = uuid::Uuid::parse_str(&id) else {
         return AppError::NotFound.into_response();
     };
-    let file = match report_files::find(&state.db, &scope, id).await {
+    let file = match state.files.find(&state.db, &scope, id).await {
         Ok(Some(f)) => f,
         Ok(None) => return AppError::NotFound.into_response(),
         Err(e) => return e.into_response(),

@@ -387,6 +387,34 @@ async fn what_a_user_may_not_download_is_404(app: TestApp) {
     );
 }
 
+async fn a_file_read_before_is_still_refused_to_others(app: TestApp) {
+    let (_, own) = app.analyst("analyst", ALABAMA).await;
+    let (_, other) = app.analyst("alaskan", ALASKA).await;
+    let (_, regional) = app
+        .user(
+            "regional",
+            Some(Role::RegionalStaff),
+            None,
+            &[4],
+            UserStatus::Approved,
+        )
+        .await;
+    let f = upload(&app, &own, ALABAMA, "a.txt", text(10)).await;
+    // The owner's download puts the file's metadata in the instance's cache.
+    assert_eq!(
+        app.download(&own, &f.url, &[]).await.bytes().await.unwrap(),
+        f.bytes
+    );
+    assert_eq!(
+        app.download(&other, &f.url, &[]).await.status().as_u16(),
+        404
+    );
+    assert_eq!(
+        app.download(&regional, &f.url, &[]).await.status().as_u16(),
+        404
+    );
+}
+
 async fn the_session_cookie_authenticates_downloads(app: TestApp) {
     let (_, token) = app.analyst("analyst", ALABAMA).await;
     let f = upload(&app, &token, ALABAMA, "a.txt", text(10)).await;
@@ -481,6 +509,7 @@ storage_tests!(
     without_credentials_the_answer_is_401,
     what_a_user_may_not_download_is_404,
     the_session_cookie_authenticates_downloads,
+    a_file_read_before_is_still_refused_to_others,
     a_client_that_hangs_up_is_recorded_as_aborted,
     the_first_byte_arrives_before_the_object_is_read,
     admins_read_the_download_audit,

@@ -122,6 +122,54 @@ pub async fn insert_next_version(
     ))
 }
 
+/// Report files by id. A file never changes once recorded, so what was read
+/// once can be served from memory; the caller's scope is still checked on
+/// every lookup.
+pub struct FileCache {
+    entries: std::sync::Mutex<HashMap<Uuid, report_file::Model>>,
+}
+
+/// More files than this and the cache starts over.
+const FILE_CACHE_ENTRIES: usize = 10_000;
+
+impl Default for FileCache {
+    fn default() -> Self {
+        FileCache {
+            entries: std::sync::Mutex::new(HashMap::new()),
+        }
+    }
+}
+
+impl FileCache {
+    pub async fn find(
+        &self,
+        db: &DatabaseConnection,
+        scope: &FileScope,
+        id: Uuid,
+    ) -> AppResult<Option<report_file::Model>> {
+        let cached = self
+            .entries
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&id)
+            .cloned();
+        if let Some(file) = cached
+            && let Some(reached) = scope.reaches_stt(file.stt_id)
+        {
+            return Ok(reached.then_some(file));
+        }
+        let found = find(db, scope, id).await?;
+        if let Some(file) = &found {
+            let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+            if entries.len() >= FILE_CACHE_ENTRIES {
+                entries.clear();
+            }
+            entries.insert(id, file.clone());
+        }
+        Ok(found)
+    }
+}
+
 pub async fn find(
     db: &DatabaseConnection,
     scope: &FileScope,
