@@ -269,9 +269,7 @@ async fn only_admins_list_users(app: TestApp) {
 }
 
 async fn only_system_admins_set_user_access(app: TestApp) {
-    let (target, target_token) = app
-        .user("newcomer", None, None, &[], UserStatus::Pending)
-        .await;
+    let (target, target_token) = app.pending("newcomer").await;
     const SET: &str = "mutation($id: ID!, $stt: Int) { setUserAccess(userId: $id, role: DATA_ANALYST, sttId: $stt, status: APPROVED) { status role stt { id } } }";
     let vars = json!({ "id": target.id.to_string(), "stt": ALABAMA });
     for case in CASES
@@ -304,9 +302,7 @@ async fn only_system_admins_set_user_access(app: TestApp) {
 }
 
 async fn set_user_access_refuses_incoherent_changes(app: TestApp) {
-    let (target, _) = app
-        .user("newcomer", None, None, &[], UserStatus::Pending)
-        .await;
+    let (target, _) = app.pending("newcomer").await;
     let (_, admin) = app.admin().await;
     let id = target.id.to_string();
     for (args, why) in [
@@ -361,15 +357,7 @@ async fn set_user_access_refuses_incoherent_changes(app: TestApp) {
 }
 
 async fn regional_staff_regions_are_listed_on_their_user(app: TestApp) {
-    let (_, token) = app
-        .user(
-            "regional",
-            Some(Role::RegionalStaff),
-            None,
-            &[4, 10],
-            UserStatus::Approved,
-        )
-        .await;
+    let (_, token) = app.regional("regional", &[4, 10]).await;
     let body = app
         .gql(Some(&token), "{ me { regions { id name } } }", json!({}))
         .await;

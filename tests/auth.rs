@@ -4,7 +4,6 @@ mod common;
 
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use common::{TestApp, error_codes, fixture};
-use entity::UserStatus;
 use jsonwebtoken::{Algorithm, EncodingKey, Header, encode};
 use reportfiles::auth::now_secs;
 use serde_json::{Value, json};
@@ -230,9 +229,7 @@ async fn logout_clears_the_cookie(app: TestApp) {
 }
 
 async fn cross_site_form_posts_cannot_use_the_cookie(app: TestApp) {
-    let (target, _) = app
-        .user("victim-target", None, None, &[], UserStatus::Pending)
-        .await;
+    let (target, _) = app.pending("victim-target").await;
     let (_, admin) = app.admin().await;
     let mutation = format!(
         "mutation {{ setUserAccess(userId: \"{}\", role: SYSTEM_ADMIN, status: APPROVED) {{ id }} }}",

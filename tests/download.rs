@@ -4,7 +4,7 @@
 mod common;
 
 use common::{ALABAMA, ALASKA, Db, S3Server, TestApp};
-use entity::{DownloadOutcome, Role, UserStatus};
+use entity::DownloadOutcome;
 use futures_util::StreamExt;
 use serde_json::{Value, json};
 
@@ -345,18 +345,8 @@ async fn without_credentials_the_answer_is_401(app: TestApp) {
 async fn what_a_user_may_not_download_is_404(app: TestApp) {
     let (_, own) = app.analyst("analyst", ALABAMA).await;
     let (_, other) = app.analyst("alaskan", ALASKA).await;
-    let (_, regional) = app
-        .user(
-            "regional",
-            Some(Role::RegionalStaff),
-            None,
-            &[4],
-            UserStatus::Approved,
-        )
-        .await;
-    let (_, pending) = app
-        .user("pending", None, None, &[], UserStatus::Pending)
-        .await;
+    let (_, regional) = app.regional("regional", &[4]).await;
+    let (_, pending) = app.pending("pending").await;
     let f = upload(&app, &own, ALABAMA, "a.txt", text(10)).await;
     for (token, who) in [
         (&other, "another STT's analyst"),
@@ -390,15 +380,7 @@ async fn what_a_user_may_not_download_is_404(app: TestApp) {
 async fn a_file_read_before_is_still_refused_to_others(app: TestApp) {
     let (_, own) = app.analyst("analyst", ALABAMA).await;
     let (_, other) = app.analyst("alaskan", ALASKA).await;
-    let (_, regional) = app
-        .user(
-            "regional",
-            Some(Role::RegionalStaff),
-            None,
-            &[4],
-            UserStatus::Approved,
-        )
-        .await;
+    let (_, regional) = app.regional("regional", &[4]).await;
     let f = upload(&app, &own, ALABAMA, "a.txt", text(10)).await;
     // The owner's download puts the file's metadata in the instance's cache.
     assert_eq!(

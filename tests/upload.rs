@@ -183,18 +183,8 @@ async fn oversize_uploads_are_refused_while_streaming(app: TestApp) {
 
 async fn callers_who_may_not_upload_are_refused_before_any_byte(app: TestApp) {
     let (_, analyst) = app.analyst("analyst", ALABAMA).await;
-    let (_, regional) = app
-        .user(
-            "regional",
-            Some(Role::RegionalStaff),
-            None,
-            &[4],
-            UserStatus::Approved,
-        )
-        .await;
-    let (_, pending) = app
-        .user("pending", None, None, &[], UserStatus::Pending)
-        .await;
+    let (_, regional) = app.regional("regional", &[4]).await;
+    let (_, pending) = app.pending("pending").await;
     let (_, deactivated) = app
         .user(
             "gone",

@@ -550,6 +550,21 @@ impl TestApp {
         .await
     }
 
+    pub async fn regional(&self, sub: &str, regions: &[i32]) -> (user::Model, String) {
+        self.user(
+            sub,
+            Some(Role::RegionalStaff),
+            None,
+            regions,
+            UserStatus::Approved,
+        )
+        .await
+    }
+
+    pub async fn pending(&self, sub: &str) -> (user::Model, String) {
+        self.user(sub, None, None, &[], UserStatus::Pending).await
+    }
+
     /// Records a report file through the service layer, as an upload would.
     pub async fn insert_file(
         &self,
