@@ -22,7 +22,7 @@ use crate::{
     download,
     error::{AppError, AppResult},
     graphiql,
-    graphql::{self, AppSchema},
+    graphql::{self, Schemas},
     ops,
     service::users,
     storage::{Storage, StorageConfigError},
@@ -34,7 +34,7 @@ pub struct AppState {
     pub config: Arc<Config>,
     pub db: DatabaseConnection,
     pub verifier: Arc<JwtVerifier>,
-    pub schema: AppSchema,
+    pub schema: Schemas,
     pub storage: Storage,
     pub statements: StatementCounter,
 }

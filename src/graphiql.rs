@@ -94,6 +94,7 @@ pub fn page() -> Response {
 <head>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
+<link rel="icon" href="data:,">
 <title>reportfiles GraphiQL</title>
 <link rel="stylesheet" href="/graphiql/{v}/graphiql.min.css">
 <style>html, body, #graphiql {{ height: 100%; margin: 0; }}</style>

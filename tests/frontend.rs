@@ -148,7 +148,11 @@ async fn the_graphiql_page_loads_only_assets_of_this_server() {
     assert!(csp.contains("script-src 'self'"), "{csp}");
     assert!(csp.contains("connect-src 'self'"), "{csp}");
     let html = res.text().await.unwrap();
-    let urls = urls_in(&html);
+    // `data:` URLs (the empty favicon) need no network.
+    let urls: Vec<String> = urls_in(&html)
+        .into_iter()
+        .filter(|u| !u.starts_with("data:"))
+        .collect();
     assert_eq!(urls.len(), 5, "four scripts and a stylesheet: {urls:?}");
     for url in urls {
         assert!(url.starts_with("/graphiql/"), "{url} is not local");
@@ -203,8 +207,33 @@ async fn graphiql_and_its_assets_are_gone_when_disabled() {
         .text()
         .await
         .unwrap();
-    for url in urls_in(&html) {
-        let res = app.client.get(app.url(&url)).send().await.unwrap();
+    for url in urls_in(&html).iter().filter(|u| u.starts_with('/')) {
+        let res = app.client.get(app.url(url)).send().await.unwrap();
         assert_eq!(res.status().as_u16(), 404, "{url}");
     }
+}
+
+/// graphql-js's `getIntrospectionQuery()`, which GraphiQL sends on load.
+const INTROSPECTION: &str = "query IntrospectionQuery { __schema { queryType { name } mutationType { name } subscriptionType { name } types { ...FullType } directives { name description locations args { ...InputValue } } } }
+  fragment FullType on __Type { kind name description fields(includeDeprecated: true) { name description args { ...InputValue } type { ...TypeRef } isDeprecated deprecationReason } inputFields { ...InputValue } interfaces { ...TypeRef } enumValues(includeDeprecated: true) { name description isDeprecated deprecationReason } possibleTypes { ...TypeRef } }
+  fragment InputValue on __InputValue { name description type { ...TypeRef } defaultValue }
+  fragment TypeRef on __Type { kind name ofType { kind name ofType { kind name ofType { kind name ofType { kind name ofType { kind name ofType { kind name ofType { kind name } } } } } } } }";
+
+#[tokio::test]
+async fn graphiql_can_load_the_schema_despite_the_depth_limit() {
+    let app = TestApp::sqlite().await;
+    let body = app.gql(None, INTROSPECTION, serde_json::json!({})).await;
+    assert!(body.get("errors").is_none(), "{body}");
+    assert_eq!(body["data"]["__schema"]["queryType"]["name"], "Query");
+    let types = body["data"]["__schema"]["types"].as_array().unwrap();
+    assert!(types.iter().any(|t| t["name"] == "ReportFile"));
+}
+
+#[tokio::test]
+async fn introspection_whose_type_lists_fan_out_is_refused() {
+    let app = TestApp::sqlite().await;
+    let fan_out = "{ __schema { types { fields { type { fields { type { fields { type { fields { name } } } } } } } } } }";
+    let body = app.gql(None, fan_out, serde_json::json!({})).await;
+    assert_eq!(common::error_codes(&body), vec!["BAD_USER_INPUT"], "{body}");
+    assert!(body.get("data").is_none(), "{body}");
 }

@@ -109,6 +109,9 @@ async fn a_mutation_selected_by_operation_name_over_get_is_refused() {
     assert_eq!(res.status().as_u16(), 405);
     assert_eq!(content_type(&res), GRAPHQL_RESPONSE_JSON);
 
+    let res = get(&app, &[("query", "mutation Out { logout }")], &[]).await;
+    assert_eq!(res.status().as_u16(), 405, "the only operation, named");
+
     let res = get(&app, &[("query", document), ("operationName", "Me")], &[]).await;
     assert_eq!(
         res.status().as_u16(),

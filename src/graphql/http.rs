@@ -17,10 +17,7 @@
 //! preflight that other origins fail, so the session cookie (also
 //! SameSite=Lax) cannot be used to run a mutation from another site.
 
-use async_graphql::{
-    Variables,
-    parser::types::{DocumentOperations, ExecutableDocument, OperationType},
-};
+use async_graphql::{Variables, parser::types::OperationType};
 use axum::{
     Router,
     body::Body,
@@ -32,7 +29,7 @@ use axum::{
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
-use super::{Loaders, upload};
+use super::{Loaders, introspection, upload};
 use crate::{app::AppState, graphiql};
 
 pub fn router() -> Router<AppState> {
@@ -260,8 +257,8 @@ async fn get_request(
     };
     let operation_name = request.operation_name.clone();
     if let Ok(document) = request.parsed_query()
-        && let Some(ty) = selected_operation(document, operation_name.as_deref())
-        && ty != OperationType::Query
+        && let Some(operation) = super::selected_operation(document, operation_name.as_deref())
+        && operation.ty != OperationType::Query
     {
         let mut response = request_error(
             StatusCode::METHOD_NOT_ALLOWED,
@@ -275,18 +272,6 @@ async fn get_request(
         return response;
     }
     execute(&state, &headers, request, response_type).await
-}
-
-/// The type of the operation that `operation_name` selects, if it selects one.
-fn selected_operation(document: &ExecutableDocument, name: Option<&str>) -> Option<OperationType> {
-    match (&document.operations, name) {
-        (DocumentOperations::Single(op), _) => Some(op.node.ty),
-        (DocumentOperations::Multiple(ops), Some(name)) => ops
-            .iter()
-            .find(|(n, _)| n.as_str() == name)
-            .map(|(_, op)| op.node.ty),
-        (DocumentOperations::Multiple(_), None) => None,
-    }
 }
 
 async fn post(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Response {
@@ -343,8 +328,29 @@ async fn execute(
             return request_error(e.status(), response_type, e.code(), &e.to_string());
         }
     };
+    let mut request = request;
+    let operation_name = request.operation_name.clone();
+    let kind = match request.parsed_query() {
+        Ok(document) => introspection::classify(document, operation_name.as_deref()),
+        // Executing it reports the syntax error.
+        Err(_) => introspection::Kind::Data,
+    };
+    let schema = match kind {
+        introspection::Kind::Data => &state.schema.data,
+        introspection::Kind::Introspection => &state.schema.introspection,
+        introspection::Kind::TooNested => {
+            let error = async_graphql::ServerError::new(
+                "introspection nests fields, inputFields, interfaces or possibleTypes too deeply",
+                None,
+            );
+            return respond(
+                async_graphql::Response::from_errors(vec![error]),
+                response_type,
+            );
+        }
+    };
     let request = request.data(access).data(Loaders::new(&state.db));
-    let response = state.schema.execute(request).await;
+    let response = schema.execute(request).await;
     respond(response, response_type)
 }
 
