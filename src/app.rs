@@ -2,10 +2,14 @@
 
 use std::{future::Future, sync::Arc, time::Duration};
 
-use axum::{Router, http::HeaderMap};
+use axum::{
+    Router,
+    http::{HeaderMap, HeaderName, HeaderValue, Method, header},
+};
 use sea_orm::DatabaseConnection;
 use tokio::net::TcpListener;
 use tower_http::{
+    cors::{AllowOrigin, CorsLayer},
     request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer},
     trace::TraceLayer,
 };
@@ -17,7 +21,8 @@ use crate::{
     db::{self, StatementCounter},
     download,
     error::{AppError, AppResult},
-    graphql::{self, AppSchema},
+    graphiql,
+    graphql::{self, Schemas},
     metrics::{self, Metrics},
     ops,
     service::{principals::PrincipalCache, report_files::FileCache},
@@ -30,7 +35,7 @@ pub struct AppState {
     pub config: Arc<Config>,
     pub db: DatabaseConnection,
     pub verifier: Arc<JwtVerifier>,
-    pub schema: AppSchema,
+    pub schema: Schemas,
     pub storage: Storage,
     pub statements: StatementCounter,
     pub metrics: Arc<Metrics>,
@@ -95,13 +100,22 @@ impl AppState {
 
 pub fn router(state: AppState) -> Router {
     let metrics = state.metrics.clone();
-    Router::new()
+    let cors = cors_layer(&state.config);
+    let mut router = Router::new()
         .merge(graphql::http::router())
+        .merge(graphiql::router())
         .merge(ops::router())
         .merge(download::router())
         .merge(metrics::router())
         .with_state(state)
-        .layer(axum::middleware::from_fn_with_state(metrics, metrics::track))
+        .layer(axum::middleware::from_fn_with_state(
+            metrics,
+            metrics::track,
+        ));
+    if let Some(cors) = cors {
+        router = router.layer(cors);
+    }
+    router
         .layer(
             TraceLayer::new_for_http().make_span_with(|req: &axum::http::Request<_>| {
                 let id = req
@@ -114,6 +128,44 @@ pub fn router(state: AppState) -> Router {
         )
         .layer(PropagateRequestIdLayer::x_request_id())
         .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+}
+
+/// CORS for the configured frontend origins only, with credentials so that
+/// their scripts can use the session cookie. Without origins there is no
+/// layer: browsers then refuse every cross-origin read and JSON POST.
+fn cors_layer(config: &Config) -> Option<CorsLayer> {
+    if config.cors_allowed_origins.is_empty() {
+        return None;
+    }
+    let origins = config
+        .cors_allowed_origins
+        .iter()
+        .map(|o| HeaderValue::from_str(o).expect("origins are checked in config"));
+    Some(
+        CorsLayer::new()
+            .allow_origin(AllowOrigin::list(origins))
+            .allow_credentials(true)
+            .allow_methods([Method::GET, Method::HEAD, Method::POST, Method::OPTIONS])
+            .allow_headers([
+                header::CONTENT_TYPE,
+                header::AUTHORIZATION,
+                header::ACCEPT,
+                HeaderName::from_static("apollo-require-preflight"),
+                HeaderName::from_static("x-apollo-operation-name"),
+                HeaderName::from_static("range"),
+                HeaderName::from_static("if-none-match"),
+                HeaderName::from_static("if-range"),
+                HeaderName::from_static("if-modified-since"),
+            ])
+            // A script that fetches a download wants its file name.
+            .expose_headers([
+                header::CONTENT_DISPOSITION,
+                header::CONTENT_RANGE,
+                header::ETAG,
+                HeaderName::from_static("x-request-id"),
+            ])
+            .max_age(Duration::from_secs(600)),
+    )
 }
 
 /// Serves until `shutdown` resolves, then lets in-flight requests finish.

@@ -99,6 +99,9 @@ pub struct Config {
     pub cookie_name: String,
     pub cookie_secure: bool,
     pub graphiql_enabled: bool,
+    /// Origins (`scheme://host[:port]`) whose scripts may call the API with
+    /// the session cookie. Empty: no cross-origin access at all.
+    pub cors_allowed_origins: Vec<String>,
     pub graphql_max_depth: usize,
     pub graphql_max_complexity: usize,
     pub graphql_body_limit_bytes: usize,
@@ -217,6 +220,7 @@ impl Config {
                 .unwrap_or_else(|| "reportfiles_session".into()),
             cookie_secure: env.parse("COOKIE_SECURE", !dev)?,
             graphiql_enabled: env.parse("GRAPHIQL_ENABLED", dev)?,
+            cors_allowed_origins: cors_origins(env.get("CORS_ALLOWED_ORIGINS").as_deref())?,
             graphql_max_depth: env.parse("GRAPHQL_MAX_DEPTH", 10)?,
             graphql_max_complexity: env.parse("GRAPHQL_MAX_COMPLEXITY", 5000)?,
             graphql_body_limit_bytes: env.parse("GRAPHQL_BODY_LIMIT_BYTES", 64 * 1024)?,
@@ -303,6 +307,49 @@ fn upload_config<F: Fn(&str) -> Option<String>>(
         part_size,
         part_concurrency,
     })
+}
+
+/// Parses the comma-separated origin list. Each entry must be exactly what a
+/// browser sends in `Origin` (no path, no trailing slash), because CORS
+/// compares origins byte for byte; `*` is refused since credentialed CORS
+/// cannot use it and a wildcard would hand the session to every site.
+fn cors_origins(list: Option<&str>) -> Result<Vec<String>, ConfigError> {
+    let bad = |origin: &str, why: &str| ConfigError {
+        name: "CORS_ALLOWED_ORIGINS",
+        reason: format!("`{origin}` {why}"),
+    };
+    let mut origins = Vec::new();
+    for origin in list.unwrap_or_default().split(',').map(str::trim) {
+        if origin.is_empty() {
+            continue;
+        }
+        if origin.contains('*') {
+            return Err(bad(origin, "is a wildcard; list each origin"));
+        }
+        let uri: http::Uri = origin
+            .parse()
+            .map_err(|_| bad(origin, "is not an origin like https://portal.example.gov"))?;
+        let exact = match (uri.scheme_str(), uri.authority()) {
+            (Some(scheme @ ("http" | "https")), Some(authority)) => {
+                format!("{scheme}://{authority}") == origin
+            }
+            _ => false,
+        };
+        if !exact || authority_has_userinfo(origin) {
+            return Err(bad(
+                origin,
+                "must be scheme://host[:port] exactly (http or https, no path or trailing slash)",
+            ));
+        }
+        if !origins.iter().any(|o| o == origin) {
+            origins.push(origin.to_string());
+        }
+    }
+    Ok(origins)
+}
+
+fn authority_has_userinfo(origin: &str) -> bool {
+    origin.contains('@')
 }
 
 struct Vars<'a, F: Fn(&str) -> Option<String>>(&'a F);
@@ -490,6 +537,36 @@ mod tests {
     fn a_short_hs256_secret_is_refused() {
         let err = config(&[("JWT_HS256_SECRET", "short")]).unwrap_err();
         assert_eq!(err.name, "JWT_HS256_SECRET");
+    }
+
+    #[test]
+    fn cors_origins_are_an_exact_list() {
+        assert!(config(&[]).unwrap().cors_allowed_origins.is_empty());
+        let c = config(&[(
+            "CORS_ALLOWED_ORIGINS",
+            "https://portal.example.gov, http://localhost:3000,https://portal.example.gov",
+        )])
+        .unwrap();
+        assert_eq!(
+            c.cors_allowed_origins,
+            vec!["https://portal.example.gov", "http://localhost:3000"]
+        );
+    }
+
+    #[test]
+    fn cors_origins_that_a_browser_would_never_send_are_refused() {
+        for origin in [
+            "*",
+            "https://*.example.gov",
+            "https://portal.example.gov/",
+            "https://portal.example.gov/app",
+            "portal.example.gov",
+            "ftp://portal.example.gov",
+            "https://user@portal.example.gov",
+        ] {
+            let err = config(&[("CORS_ALLOWED_ORIGINS", origin)]).unwrap_err();
+            assert_eq!(err.name, "CORS_ALLOWED_ORIGINS", "{origin}");
+        }
     }
 
     #[test]

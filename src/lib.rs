@@ -8,6 +8,7 @@ pub mod config;
 pub mod db;
 pub mod download;
 pub mod error;
+pub mod graphiql;
 pub mod graphql;
 pub mod metrics;
 pub mod ops;

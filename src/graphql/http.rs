@@ -1,4 +1,15 @@
-//! `/graphql` over HTTP, after the GraphQL-over-HTTP specification.
+//! `/graphql` over HTTP, after the GraphQL-over-HTTP specification
+//! (<https://graphql.github.io/graphql-over-http/draft/>):
+//!
+//! - POST takes `application/json` (and multipart uploads); GET takes
+//!   `query`, `variables`, `operationName` and `extensions` in the URL and
+//!   runs queries only: a mutation over GET is refused with 405, because GET
+//!   must stay safe (a link or an `<img>` can send it with the cookie).
+//! - The response type follows `Accept`: `application/json` (also for no
+//!   `Accept` or a wildcard) or `application/graphql-response+json`; neither
+//!   acceptable gives 406. With `application/json` every well-formed request
+//!   gets 200; with `application/graphql-response+json` a request that never
+//!   executed (parse, validation, variables) gets 400 and no `data` entry.
 //!
 //! CSRF: a POST must be `Content-Type: application/json`. A cross-site HTML
 //! form can only send `application/x-www-form-urlencoded`, `multipart/form-data`
@@ -6,46 +17,136 @@
 //! preflight that other origins fail, so the session cookie (also
 //! SameSite=Lax) cannot be used to run a mutation from another site.
 
+use async_graphql::{Variables, parser::types::OperationType};
 use axum::{
     Router,
     body::Body,
-    extract::{DefaultBodyLimit, State},
+    extract::{DefaultBodyLimit, RawQuery, State},
     http::{HeaderMap, HeaderValue, StatusCode, header},
-    response::{Html, IntoResponse, Response},
+    response::{IntoResponse, Response},
     routing::get,
 };
-use serde_json::json;
+use serde::Deserialize;
+use serde_json::{Map, Value, json};
 
-use super::{Loaders, upload};
-use crate::{app::AppState, error::AppError};
+use super::{Loaders, introspection, upload};
+use crate::{app::AppState, graphiql};
 
 pub fn router() -> Router<AppState> {
     Router::new()
-        .route("/graphql", get(graphiql).post(post))
+        .route("/graphql", get(get_request).post(post))
         // Bodies are limited per kind in `post`: JSON by size, uploads by
         // the upload limit while they stream.
         .layer(DefaultBodyLimit::disable())
 }
 
 const GRAPHQL_RESPONSE_JSON: &str = "application/graphql-response+json";
+const APPLICATION_JSON: &str = "application/json";
 
-async fn graphiql(State(state): State<AppState>) -> Response {
-    if !state.config.graphiql_enabled {
-        return AppError::NotFound.into_response();
-    }
-    Html(
-        async_graphql::http::GraphiQLSource::build()
-            .endpoint("/graphql")
-            .title("reportfiles GraphiQL")
-            .finish(),
-    )
-    .into_response()
+/// The two media types a response can take.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ResponseType {
+    /// The legacy type: status 200 for every well-formed request.
+    Json,
+    /// Status codes tell request errors (4xx) from executed requests (2xx).
+    GraphqlResponseJson,
 }
 
-/// A request-level error (the query never ran), shaped as GraphQL errors.
-fn request_error(status: StatusCode, code: &str, message: &str) -> Response {
+impl ResponseType {
+    fn media_type(self) -> &'static str {
+        match self {
+            ResponseType::Json => APPLICATION_JSON,
+            ResponseType::GraphqlResponseJson => GRAPHQL_RESPONSE_JSON,
+        }
+    }
+}
+
+/// Picks the response type from `Accept`. `None`: neither is acceptable.
+///
+/// Each type takes the q-value of the most specific range that matches it.
+/// On a tie `application/graphql-response+json` wins only when it is named
+/// outright, so `*/*` (browsers, curl) keeps getting `application/json`.
+pub fn negotiate(headers: &HeaderMap) -> Option<ResponseType> {
+    let ranges: Vec<(String, f32)> = headers
+        .get_all(header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|range| {
+            let mut parts = range.split(';');
+            let media = parts.next()?.trim().to_ascii_lowercase();
+            if media.is_empty() {
+                return None;
+            }
+            let q = parts
+                .filter_map(|p| p.split_once('='))
+                .find(|(k, _)| k.trim().eq_ignore_ascii_case("q"))
+                .map_or(Some(1.0), |(_, v)| v.trim().parse::<f32>().ok())?;
+            Some((media, q))
+        })
+        .collect();
+    if ranges.is_empty() {
+        return Some(ResponseType::Json);
+    }
+    // (specificity, q) of the best-matching range for a media type.
+    let rank = |media: &str| -> Option<(u8, f32)> {
+        ranges
+            .iter()
+            .filter_map(|(range, q)| {
+                let specificity = match range.as_str() {
+                    r if r == media => 2,
+                    "application/*" => 1,
+                    "*/*" => 0,
+                    _ => return None,
+                };
+                Some((specificity, *q))
+            })
+            .max_by_key(|(specificity, _)| *specificity)
+            .filter(|(_, q)| *q > 0.0)
+    };
+    match (rank(GRAPHQL_RESPONSE_JSON), rank(APPLICATION_JSON)) {
+        (None, None) => None,
+        (Some(_), None) => Some(ResponseType::GraphqlResponseJson),
+        (None, Some(_)) => Some(ResponseType::Json),
+        (Some((gs, gq)), Some((_, jq))) => {
+            if gq > jq || (gq == jq && gs == 2) {
+                Some(ResponseType::GraphqlResponseJson)
+            } else {
+                Some(ResponseType::Json)
+            }
+        }
+    }
+}
+
+/// A request-level error (the query never ran), shaped as a GraphQL
+/// response without `data`.
+fn request_error(
+    status: StatusCode,
+    response_type: ResponseType,
+    code: &str,
+    message: &str,
+) -> Response {
     let body = json!({ "errors": [{ "message": message, "extensions": { "code": code } }] });
-    (status, axum::Json(body)).into_response()
+    with_media_type(
+        (status, axum::Json(body)).into_response(),
+        response_type.media_type(),
+    )
+}
+
+fn with_media_type(mut response: Response, media_type: &'static str) -> Response {
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(media_type));
+    response
+}
+
+fn not_acceptable() -> Response {
+    request_error(
+        StatusCode::NOT_ACCEPTABLE,
+        ResponseType::Json,
+        "BAD_USER_INPUT",
+        "Accept must allow application/json or application/graphql-response+json",
+    )
 }
 
 fn is_json(headers: &HeaderMap) -> bool {
@@ -53,24 +154,137 @@ fn is_json(headers: &HeaderMap) -> bool {
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.split(';').next())
-        .is_some_and(|media| media.trim().eq_ignore_ascii_case("application/json"))
+        .is_some_and(|media| media.trim().eq_ignore_ascii_case(APPLICATION_JSON))
 }
 
-fn wants_graphql_response(headers: &HeaderMap) -> bool {
-    headers
-        .get_all(header::ACCEPT)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .any(|v| v.contains(GRAPHQL_RESPONSE_JSON))
+/// The request parameters, as the specification names them.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Params {
+    query: String,
+    #[serde(default)]
+    operation_name: Option<String>,
+    #[serde(default)]
+    variables: Option<Map<String, Value>>,
+    #[serde(default)]
+    extensions: Option<Map<String, Value>>,
+}
+
+impl Params {
+    fn into_request(self) -> async_graphql::Request {
+        let mut request = async_graphql::Request::new(self.query);
+        if let Some(name) = self.operation_name {
+            request = request.operation_name(name);
+        }
+        if let Some(variables) = self.variables {
+            request = request.variables(Variables::from_json(Value::Object(variables)));
+        }
+        if let Some(extensions) = self.extensions {
+            request.extensions = async_graphql::Extensions(
+                extensions
+                    .into_iter()
+                    .filter_map(|(k, v)| Some((k, async_graphql::Value::from_json(v).ok()?)))
+                    .collect(),
+            );
+        }
+        request
+    }
+}
+
+/// A JSON object of parameters into a request; the error says what is wrong.
+fn params_from_json(value: Value) -> Result<async_graphql::Request, String> {
+    // serde would also build the parameters from a JSON array.
+    if !value.is_object() {
+        return Err("the body must be a JSON object".into());
+    }
+    serde_json::from_value::<Params>(value)
+        .map(Params::into_request)
+        .map_err(|e| format!("the body is not a GraphQL request: {e}"))
+}
+
+async fn get_request(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    RawQuery(raw): RawQuery,
+) -> Response {
+    let pairs: Vec<(String, String)> = raw
+        .as_deref()
+        .map(|q| form_urlencoded::parse(q.as_bytes()).into_owned().collect())
+        .unwrap_or_default();
+    let param = |name: &str| {
+        pairs
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    };
+    // A browser opening /graphql gets GraphiQL; a GET with a query is a request.
+    if param("query").is_none() && state.config.graphiql_enabled {
+        return graphiql::page();
+    }
+    let Some(response_type) = negotiate(&headers) else {
+        return not_acceptable();
+    };
+    let bad = |message: String| {
+        request_error(
+            StatusCode::BAD_REQUEST,
+            response_type,
+            "BAD_USER_INPUT",
+            &message,
+        )
+    };
+    let mut params = Map::new();
+    for name in ["query", "operationName"] {
+        if let Some(v) = param(name) {
+            params.insert(name.into(), Value::String(v.into()));
+        }
+    }
+    if param("query").is_none() {
+        return bad("the `query` parameter is missing".into());
+    }
+    for name in ["variables", "extensions"] {
+        if let Some(v) = param(name) {
+            match serde_json::from_str::<Value>(v) {
+                Ok(json @ (Value::Object(_) | Value::Null)) => {
+                    params.insert(name.into(), json);
+                }
+                _ => return bad(format!("`{name}` must be a JSON-encoded object")),
+            }
+        }
+    }
+    let mut request = match params_from_json(Value::Object(params)) {
+        Ok(r) => r,
+        Err(e) => return bad(e),
+    };
+    let operation_name = request.operation_name.clone();
+    if let Ok(document) = request.parsed_query()
+        && let Some(operation) = super::selected_operation(document, operation_name.as_deref())
+        && operation.ty != OperationType::Query
+    {
+        let mut response = request_error(
+            StatusCode::METHOD_NOT_ALLOWED,
+            response_type,
+            "BAD_USER_INPUT",
+            "GET runs queries only; send mutations with POST",
+        );
+        response
+            .headers_mut()
+            .insert(header::ALLOW, HeaderValue::from_static("POST"));
+        return response;
+    }
+    execute(&state, &headers, request, response_type).await
 }
 
 async fn post(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Response {
+    let Some(response_type) = negotiate(&headers) else {
+        return not_acceptable();
+    };
     if upload::is_multipart(&headers) {
-        return post_multipart(state, headers, body).await;
+        return post_multipart(state, headers, body, response_type).await;
     }
     if !is_json(&headers) {
         return request_error(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            response_type,
             "BAD_USER_INPUT",
             "POST /graphql takes Content-Type: application/json",
         );
@@ -81,66 +295,89 @@ async fn post(State(state): State<AppState>, headers: HeaderMap, body: Body) -> 
         Err(_) => {
             return request_error(
                 StatusCode::PAYLOAD_TOO_LARGE,
+                response_type,
                 "PAYLOAD_TOO_LARGE",
                 &format!("the body is larger than {limit} bytes"),
             );
         }
     };
-    // serde would also build a request from a JSON array; the protocol says object.
-    let is_object = body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{');
-    let request: async_graphql::Request = match serde_json::from_slice(&body) {
-        Ok(r) if is_object => r,
-        Ok(_) => {
-            return request_error(
-                StatusCode::BAD_REQUEST,
-                "BAD_USER_INPUT",
-                "the body must be a JSON object",
-            );
-        }
-        Err(e) => {
-            return request_error(
-                StatusCode::BAD_REQUEST,
-                "BAD_USER_INPUT",
-                &format!("the body is not a GraphQL request: {e}"),
-            );
-        }
-    };
-    execute(&state, &headers, request).await
+    let request = serde_json::from_slice::<Value>(&body)
+        .map_err(|e| format!("the body is not JSON: {e}"))
+        .and_then(params_from_json);
+    match request {
+        Ok(request) => execute(&state, &headers, request, response_type).await,
+        Err(message) => request_error(
+            StatusCode::BAD_REQUEST,
+            response_type,
+            "BAD_USER_INPUT",
+            &message,
+        ),
+    }
 }
 
 async fn execute(
     state: &AppState,
     headers: &HeaderMap,
     request: async_graphql::Request,
+    response_type: ResponseType,
 ) -> Response {
     let access = match state.access(headers).await {
         Ok(a) => a,
-        Err(e) => return e.into_response(),
+        Err(e) => {
+            e.log();
+            return request_error(e.status(), response_type, e.code(), &e.to_string());
+        }
+    };
+    let mut request = request;
+    let operation_name = request.operation_name.clone();
+    let kind = match request.parsed_query() {
+        Ok(document) => introspection::classify(document, operation_name.as_deref()),
+        // Executing it reports the syntax error.
+        Err(_) => introspection::Kind::Data,
+    };
+    let schema = match kind {
+        introspection::Kind::Data => &state.schema.data,
+        introspection::Kind::Introspection => &state.schema.introspection,
+        introspection::Kind::TooNested => {
+            let error = async_graphql::ServerError::new(
+                "introspection nests fields, inputFields, interfaces or possibleTypes too deeply",
+                None,
+            );
+            return respond(
+                async_graphql::Response::from_errors(vec![error]),
+                response_type,
+            );
+        }
     };
     let request = request.data(access).data(Loaders::new(&state.db));
-    let response = state.schema.execute(request).await;
-    respond(response, wants_graphql_response(headers))
+    let response = schema.execute(request).await;
+    respond(response, response_type)
 }
 
-async fn post_multipart(state: AppState, headers: HeaderMap, body: Body) -> Response {
+async fn post_multipart(
+    state: AppState,
+    headers: HeaderMap,
+    body: Body,
+    response_type: ResponseType,
+) -> Response {
     if !upload::has_preflight_header(&headers) {
         return request_error(
             StatusCode::BAD_REQUEST,
+            response_type,
             "BAD_USER_INPUT",
             "multipart requests need the header `Apollo-Require-Preflight: true`",
         );
     }
     match upload::read_parts(&headers, body, state.config.graphql_body_limit_bytes).await {
-        Ok((request, Some(pending))) => execute(&state, &headers, request.data(pending)).await,
-        Ok((request, None)) => execute(&state, &headers, request).await,
-        Err(e) => {
-            let status = e.status();
-            request_error(status, e.code(), &e.to_string())
+        Ok((request, Some(pending))) => {
+            execute(&state, &headers, request.data(pending), response_type).await
         }
+        Ok((request, None)) => execute(&state, &headers, request, response_type).await,
+        Err(e) => request_error(e.status(), response_type, e.code(), &e.to_string()),
     }
 }
 
-fn respond(mut response: async_graphql::Response, graphql_media_type: bool) -> Response {
+fn respond(mut response: async_graphql::Response, response_type: ResponseType) -> Response {
     // Resolver errors carry a code already; the ones async-graphql makes
     // itself (syntax, validation, limits) get one here.
     for error in &mut response.errors {
@@ -155,23 +392,25 @@ fn respond(mut response: async_graphql::Response, graphql_media_type: bool) -> R
         }
     }
     // A response without data whose errors have no path never executed:
-    // the document failed to parse or validate.
-    let request_failed = response.data == async_graphql::Value::Null
+    // the document failed to parse or validate, or its variables did not
+    // fit. Such a response has no `data` entry at all.
+    let never_executed = response.data == async_graphql::Value::Null
+        && !response.errors.is_empty()
         && response.errors.iter().all(|e| e.path.is_empty());
-    let status = if graphql_media_type && request_failed {
-        StatusCode::BAD_REQUEST
-    } else {
-        StatusCode::OK
+    let status = match response_type {
+        ResponseType::GraphqlResponseJson if never_executed => StatusCode::BAD_REQUEST,
+        _ => StatusCode::OK,
     };
-    let mut out = (status, axum::Json(&response)).into_response();
+    let mut body = serde_json::to_value(&response).unwrap_or_else(|_| json!({}));
+    if never_executed && let Some(map) = body.as_object_mut() {
+        map.remove("data");
+    }
+    let mut out = with_media_type(
+        (status, axum::Json(body)).into_response(),
+        response_type.media_type(),
+    );
     for (name, value) in response.http_headers.iter() {
         out.headers_mut().append(name, value.clone());
-    }
-    if graphql_media_type {
-        out.headers_mut().insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static(GRAPHQL_RESPONSE_JSON),
-        );
     }
     out
 }

@@ -2,6 +2,7 @@
 
 mod cursor;
 pub mod http;
+mod introspection;
 mod loaders;
 mod mutation;
 mod query;
@@ -10,7 +11,10 @@ pub mod upload;
 
 use std::sync::Arc;
 
-use async_graphql::{Context, EmptySubscription, Schema};
+use async_graphql::{
+    Context, EmptySubscription, Schema,
+    parser::types::{DocumentOperations, ExecutableDocument, OperationDefinition},
+};
 use sea_orm::DatabaseConnection;
 
 pub use loaders::Loaders;
@@ -24,6 +28,14 @@ use crate::{
 
 pub type AppSchema = Schema<Query, Mutation, EmptySubscription>;
 
+/// The schema, twice over: with the limits for data queries, and with the
+/// depth that the standard introspection query needs (`introspection`).
+#[derive(Clone)]
+pub struct Schemas {
+    pub data: AppSchema,
+    pub introspection: AppSchema,
+}
+
 pub fn build_schema(
     config: Arc<Config>,
     db: DatabaseConnection,
@@ -31,19 +43,25 @@ pub fn build_schema(
     storage: Storage,
     metrics: Arc<Metrics>,
     principals: Arc<PrincipalCache>,
-) -> AppSchema {
-    Schema::build(Query, Mutation, EmptySubscription)
-        .limit_depth(config.graphql_max_depth)
-        .limit_complexity(config.graphql_max_complexity)
-        .limit_recursive_depth(32)
-        .limit_directives(16)
-        .data(db)
-        .data(verifier)
-        .data(config)
-        .data(storage)
-        .data(metrics)
-        .data(principals)
-        .finish()
+) -> Schemas {
+    let build = |max_depth: usize| {
+        Schema::build(Query, Mutation, EmptySubscription)
+            .limit_depth(max_depth)
+            .limit_complexity(config.graphql_max_complexity)
+            .limit_recursive_depth(32)
+            .limit_directives(16)
+            .data(db.clone())
+            .data(verifier.clone())
+            .data(config.clone())
+            .data(storage.clone())
+            .data(metrics.clone())
+            .data(principals.clone())
+            .finish()
+    };
+    Schemas {
+        data: build(config.graphql_max_depth),
+        introspection: build(introspection::MAX_DEPTH.max(config.graphql_max_depth)),
+    }
 }
 
 /// The schema in SDL, as committed in `schema.graphql`.
@@ -51,6 +69,25 @@ pub fn sdl() -> String {
     Schema::build(Query, Mutation, EmptySubscription)
         .finish()
         .sdl()
+}
+
+/// The operation that `name` selects in `document`: the named one, or the
+/// only one when no name is given. `None` leaves the error to execution.
+pub(crate) fn selected_operation<'a>(
+    document: &'a ExecutableDocument,
+    name: Option<&str>,
+) -> Option<&'a OperationDefinition> {
+    match (&document.operations, name) {
+        (DocumentOperations::Single(op), _) => Some(&op.node),
+        (DocumentOperations::Multiple(ops), Some(name)) => ops
+            .iter()
+            .find(|(n, _)| n.as_str() == name)
+            .map(|(_, op)| &op.node),
+        (DocumentOperations::Multiple(ops), None) if ops.len() == 1 => {
+            ops.values().next().map(|op| &op.node)
+        }
+        (DocumentOperations::Multiple(_), None) => None,
+    }
 }
 
 /// Who is asking; put into every request by the endpoint.
