@@ -36,7 +36,7 @@ pub async fn connect(url: &str) -> Result<(DatabaseConnection, StatementCounter)
     }
     let mut options = ConnectOptions::new(url.to_string());
     options
-        .max_connections(if url.starts_with("sqlite:") { 8 } else { 20 })
+        .max_connections(if url.starts_with("sqlite:") { 8 } else { 32 })
         .connect_timeout(Duration::from_secs(10))
         .acquire_timeout(Duration::from_secs(10))
         .sqlx_logging(false);

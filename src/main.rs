@@ -11,6 +11,11 @@ use reportfiles::{
 };
 use tracing_subscriber::{EnvFilter, fmt, prelude::*};
 
+// Every GraphQL request builds and drops many small values; glibc's malloc
+// was an eighth of the server's CPU under load (perf), mimalloc is cheaper.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(name = "reportfiles", about = "TANF report file server", version)]
 struct Cli {

@@ -51,12 +51,14 @@ impl Loaders {
 }
 
 /// Loads, in one statement per kind, what the selection under `node` will
-/// ask for, so resolvers of a page's items find it cached.
+/// ask for, and puts it in the loaders' caches, so resolvers of a page's
+/// items find it there.
 ///
-/// The DataLoaders alone batch only what is requested within their delay;
-/// async-graphql yields while resolving long lists, which splits a page of
-/// 100 into several batches. Prefetching makes the count independent of
-/// scheduling.
+/// The DataLoaders alone batch only what is requested within their delay
+/// (1 ms, paid once per level), and async-graphql yields while resolving
+/// long lists, which splits a page of 100 into several batches. Loading
+/// directly, the kinds side by side, makes the statement count independent
+/// of scheduling and costs no delay.
 pub async fn prefetch_files(
     ctx: &Context<'_>,
     node: async_graphql::Lookahead<'_>,
@@ -67,31 +69,45 @@ pub async fn prefetch_files(
     }
     let loaders = ctx.data_unchecked::<Loaders>();
     let stt = node.field("stt");
-    if stt.exists() {
-        let stts = loaders
-            .stts
-            .load_many(files.iter().map(|f| f.stt_id))
-            .await?;
-        if stt.field("region").exists() {
-            loaders
-                .regions
-                .load_many(stts.values().map(|s| s.region_id))
-                .await?;
+    let stts = async {
+        if !stt.exists() {
+            return Ok(());
         }
-    }
-    if node.field("uploadedBy").exists() {
-        loaders
-            .users
-            .load_many(files.iter().map(|f| f.uploaded_by_id))
-            .await?;
-    }
-    if node.field("isLatest").exists() {
-        loaders
-            .latest
-            .load_many(files.iter().map(report_files::Slot::of))
-            .await?;
-    }
-    Ok(())
+        let ids = distinct(files.iter().map(|f| f.stt_id));
+        let stts = loaders.stts.loader().load(&ids).await?;
+        if stt.field("region").exists() {
+            let ids = distinct(stts.values().map(|s| s.region_id));
+            let regions = loaders.regions.loader().load(&ids).await?;
+            loaders.regions.feed_many(regions).await;
+        }
+        loaders.stts.feed_many(stts).await;
+        Ok::<_, GqlError>(())
+    };
+    let users = async {
+        if !node.field("uploadedBy").exists() {
+            return Ok(());
+        }
+        let ids = distinct(files.iter().map(|f| f.uploaded_by_id));
+        let users = loaders.users.loader().load(&ids).await?;
+        loaders.users.feed_many(users).await;
+        Ok::<_, GqlError>(())
+    };
+    let latest = async {
+        if !node.field("isLatest").exists() {
+            return Ok(());
+        }
+        let slots = distinct(files.iter().map(report_files::Slot::of));
+        let latest = loaders.latest.loader().load(&slots).await?;
+        loaders.latest.feed_many(latest).await;
+        Ok::<_, GqlError>(())
+    };
+    let (a, b, c) = tokio::join!(stts, users, latest);
+    a.and(b).and(c)
+}
+
+fn distinct<K: std::hash::Hash + Eq + Clone>(keys: impl Iterator<Item = K>) -> Vec<K> {
+    let set: std::collections::HashSet<K> = keys.collect();
+    set.into_iter().collect()
 }
 
 pub struct SttLoader(DatabaseConnection);
