@@ -622,3 +622,34 @@ async fn after_the_grace_period_the_server_exits_anyway() {
         "the server did not exit after its grace period"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_download_slower_than_the_storage_read_timeout_completes() {
+    // Storage calls are bounded by idle time, never by total time: a client
+    // that takes longer than the read timeout, reading steadily, is not cut.
+    let s3 = S3Server::shared();
+    let app = TestApp::new(Db::Sqlite, Some(&s3), &[("STORAGE_READ_TIMEOUT_SECS", "1")]).await;
+    let (_, token) = app.analyst("analyst", ALABAMA).await;
+    let size = 16 << 20;
+    let f = upload(&app, &token, ALABAMA, "slow.txt", text(size)).await;
+    let started = std::time::Instant::now();
+    let res = app.download(&token, &f.url, &[]).await;
+    let mut stream = res.bytes_stream();
+    let mut got = 0;
+    while let Some(chunk) = stream.next().await {
+        let n = chunk.unwrap().len();
+        got += n;
+        // About 6 MB/s: some 2.7 s for the whole file.
+        tokio::time::sleep(std::time::Duration::from_micros(n as u64 / 6)).await;
+    }
+    assert_eq!(got, size);
+    assert!(
+        started.elapsed() > std::time::Duration::from_secs(2),
+        "took {:?}",
+        started.elapsed()
+    );
+    assert_eq!(
+        app.download_events(f.id, 1).await[0].outcome,
+        DownloadOutcome::Completed
+    );
+}

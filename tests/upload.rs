@@ -7,8 +7,6 @@ use entity::{Role, UserStatus};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
-const PART: usize = 5 << 20;
-
 fn input(stt: i32) -> Value {
     json!({ "sttId": stt, "fiscalYear": 2026, "quarter": "Q1", "section": "ACTIVE_CASE_DATA" })
 }
@@ -28,7 +26,10 @@ fn sha256(bytes: &[u8]) -> String {
 
 async fn sizes_round_trip_byte_for_byte(app: TestApp) {
     let (_, token) = app.analyst("analyst", ALABAMA).await;
-    for (i, size) in [1, PART, PART + 1, 64 << 20].into_iter().enumerate() {
+    // The multipart part size the server uploads with: exactly one part, and
+    // one byte into a second.
+    let part = app.state.config.upload.part_size;
+    for (i, size) in [1, part, part + 1, 64 << 20].into_iter().enumerate() {
         let bytes = text(size);
         let (status, body) = app
             .upload(Some(&token), input(ALABAMA), "data.txt", bytes.clone())
