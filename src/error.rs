@@ -37,6 +37,20 @@ impl AppError {
         AppError::Internal(e.into())
     }
 
+    /// The error of a lookup that several callers shared (a cache load):
+    /// the same kind of error for each of them.
+    pub fn shared(e: std::sync::Arc<AppError>) -> Self {
+        match &*e {
+            AppError::Unauthenticated => AppError::Unauthenticated,
+            AppError::Forbidden => AppError::Forbidden,
+            AppError::NotFound => AppError::NotFound,
+            AppError::BadInput(m) => AppError::BadInput(m.clone()),
+            AppError::PayloadTooLarge { limit } => AppError::PayloadTooLarge { limit: *limit },
+            AppError::StorageUnavailable(_) => AppError::StorageUnavailable(Box::new(e)),
+            AppError::Internal(_) => AppError::Internal(Box::new(e)),
+        }
+    }
+
     pub fn code(&self) -> &'static str {
         match self {
             AppError::Unauthenticated => "UNAUTHENTICATED",

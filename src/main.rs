@@ -1,13 +1,15 @@
+//! The command line. Every command reads the same configuration as the
+//! server; the work itself is in the library.
+
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use entity::{Role, UserStatus};
 use reportfiles::{
-    app::{self, AppState},
-    auth,
+    access::{AccessChange, Operator},
+    auth::Tokens,
     config::Config,
-    db,
-    service::users::{self, AccessChange},
+    db, server,
 };
 use tracing_subscriber::{EnvFilter, fmt, prelude::*};
 
@@ -102,7 +104,7 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    init_tracing(config.log_json);
+    init_tracing(config.server.log_json);
     match run(cli.command.unwrap_or(Command::Serve), config).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -125,12 +127,18 @@ fn init_tracing(json: bool) {
 
 type Error = Box<dyn std::error::Error>;
 
+/// A connection for a command, with the schema brought up to date.
+async fn operator(config: &Config) -> Result<Operator, Error> {
+    let conn = db::connect(&config.database, Default::default()).await?;
+    db::prepare(&conn).await?;
+    Ok(Operator::new(conn))
+}
+
 async fn run(command: Command, config: Config) -> Result<(), Error> {
     match command {
-        Command::Serve => serve(config).await,
+        Command::Serve => Ok(server::run(config).await?),
         Command::Migrate => {
-            let (conn, _) = db::connect(&config.database_url).await?;
-            db::prepare(&conn).await?;
+            operator(&config).await?;
             println!("migrations applied, reference data loaded");
             Ok(())
         }
@@ -140,7 +148,8 @@ async fn run(command: Command, config: Config) -> Result<(), Error> {
             name,
             ttl,
         } => {
-            let token = auth::mint_hs256(&config.jwt, &sub, email.as_deref(), name.as_deref(), ttl)
+            let token = Tokens::load(&config.tokens)?
+                .mint_hs256(&sub, email.as_deref(), name.as_deref(), ttl)
                 .ok_or("HS256 is not enabled (JWT_ALGORITHMS) or has no secret")?;
             println!("{token}");
             Ok(())
@@ -154,8 +163,6 @@ async fn run(command: Command, config: Config) -> Result<(), Error> {
             region_ids,
             approve,
         }) => {
-            let (conn, _) = db::connect(&config.database_url).await?;
-            db::prepare(&conn).await?;
             let change = AccessChange {
                 role,
                 stt_id,
@@ -166,7 +173,10 @@ async fn run(command: Command, config: Config) -> Result<(), Error> {
                     UserStatus::Pending
                 },
             };
-            let user = users::upsert_with_access(&conn, &subject, email, name, change).await?;
+            let user = operator(&config)
+                .await?
+                .upsert_user(&subject, email.as_deref(), name.as_deref(), change)
+                .await?;
             println!(
                 "user {} ({}): {} {}",
                 user.id,
@@ -177,8 +187,7 @@ async fn run(command: Command, config: Config) -> Result<(), Error> {
             Ok(())
         }
         Command::User(UserCommand::List) => {
-            let (conn, _) = db::connect(&config.database_url).await?;
-            for u in users::all(&conn).await? {
+            for u in operator(&config).await?.users().await? {
                 println!(
                     "{}\t{}\t{}\t{}\t{}",
                     u.id,
@@ -192,63 +201,4 @@ async fn run(command: Command, config: Config) -> Result<(), Error> {
         }
         Command::Schema => unreachable!("handled before configuration is read"),
     }
-}
-
-async fn serve(config: Config) -> Result<(), Error> {
-    let addr = config.bind_addr;
-    let dev = config.is_development();
-    let graphiql = config.graphiql_enabled;
-    let state = AppState::new(config).await?;
-    let listener = tokio::net::TcpListener::bind(addr).await?;
-    tracing::info!(%addr, "listening");
-    if graphiql {
-        println!("GraphiQL: http://{addr}/graphql");
-    }
-    if dev {
-        println!(
-            "Development token: cargo run -- token --sub dev-admin\n\
-             Make that user a system admin: cargo run -- user create --subject dev-admin --role SYSTEM_ADMIN --approve\n\
-             Then send it as the header  Authorization: Bearer <token>"
-        );
-    }
-    let grace = std::time::Duration::from_secs(state.config.shutdown_grace_secs);
-    let (stop, stopping) = tokio::sync::watch::channel(false);
-    tokio::spawn(async move {
-        shutdown_signal().await;
-        let _ = stop.send(true);
-    });
-    let mut until_stop = stopping.clone();
-    let server = app::serve(listener, state, async move {
-        let _ = until_stop.wait_for(|s| *s).await;
-    });
-    let mut after_stop = stopping;
-    tokio::select! {
-        result = server => result?,
-        // In-flight transfers get the grace period, then the process exits.
-        _ = async {
-            let _ = after_stop.wait_for(|s| *s).await;
-            tokio::time::sleep(grace).await;
-        } => tracing::warn!(?grace, "grace period over: exiting with transfers still running"),
-    }
-    Ok(())
-}
-
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let term = async {
-        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        {
-            s.recv().await;
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => {},
-        _ = term => {},
-    }
-    tracing::info!("shutting down: no new connections; finishing in-flight requests");
 }

@@ -2,10 +2,11 @@
 //! Object keys and store details stay in here and in the database; they never
 //! reach a client.
 
-use std::{ops::Range, sync::Arc, time::Duration};
+use std::{ops::Range, sync::Arc};
 
 use bytes::Bytes;
 use futures_util::stream::BoxStream;
+use secrecy::ExposeSecret;
 use object_store::{
     ClientOptions, GetOptions, GetRange, ObjectStore, ObjectStoreExt, PutResult, WriteMultipart,
     aws::AmazonS3Builder, local::LocalFileSystem, memory::InMemory, path::Path,
@@ -13,7 +14,7 @@ use object_store::{
 };
 
 use crate::{
-    config::{StorageConfig, UploadConfig},
+    config::{S3Config, StorageBackend, StorageConfig, UploadConfig},
     error::{AppError, AppResult},
 };
 
@@ -33,49 +34,18 @@ pub type ByteStream = BoxStream<'static, Result<Bytes, object_store::Error>>;
 
 impl Storage {
     pub fn new(cfg: &StorageConfig, upload: &UploadConfig) -> Result<Self, StorageConfigError> {
-        let store: Arc<dyn ObjectStore> = if let Some(dir) = cfg.url.strip_prefix("file://") {
-            std::fs::create_dir_all(dir)
-                .map_err(|e| StorageConfigError(format!("cannot create {dir}: {e}")))?;
-            Arc::new(
-                LocalFileSystem::new_with_prefix(dir)
-                    .map_err(|e| StorageConfigError(e.to_string()))?,
-            )
-        } else if let Some(rest) = cfg.url.strip_prefix("s3://") {
-            let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
-            let mut b = AmazonS3Builder::new()
-                .with_bucket_name(bucket)
-                .with_region(&cfg.s3_region)
-                .with_allow_http(cfg.s3_allow_http)
-                .with_virtual_hosted_style_request(cfg.s3_virtual_hosted_style)
-                .with_client_options(
-                    ClientOptions::new()
-                        .with_allow_http(cfg.s3_allow_http)
-                        .with_connect_timeout(Duration::from_secs(cfg.connect_timeout_secs))
-                        // The default 30 s covers a whole response body, which
-                        // would cut every long download: only idle time is bounded.
-                        .with_timeout_disabled()
-                        .with_read_timeout(Duration::from_secs(cfg.read_timeout_secs)),
-                );
-            if let Some(e) = &cfg.s3_endpoint {
-                b = b.with_endpoint(e);
+        let store: Arc<dyn ObjectStore> = match &cfg.backend {
+            StorageBackend::Local { dir } => {
+                std::fs::create_dir_all(dir).map_err(|e| {
+                    StorageConfigError(format!("cannot create {}: {e}", dir.display()))
+                })?;
+                Arc::new(
+                    LocalFileSystem::new_with_prefix(dir)
+                        .map_err(|e| StorageConfigError(e.to_string()))?,
+                )
             }
-            if let (Some(id), Some(secret)) = (&cfg.s3_access_key_id, &cfg.s3_secret_access_key) {
-                b = b.with_access_key_id(id).with_secret_access_key(secret);
-            }
-            if let Some(t) = &cfg.s3_session_token {
-                b = b.with_token(t);
-            }
-            let s3 = b.build().map_err(|e| StorageConfigError(e.to_string()))?;
-            let prefix = prefix.trim_matches('/');
-            if prefix.is_empty() {
-                Arc::new(s3)
-            } else {
-                Arc::new(PrefixStore::new(s3, prefix))
-            }
-        } else if cfg.url.starts_with("memory://") {
-            Arc::new(InMemory::new())
-        } else {
-            return Err(StorageConfigError(format!("unsupported URL `{}`", cfg.url)));
+            StorageBackend::S3(s3) => s3_store(s3, cfg)?,
+            StorageBackend::Memory => Arc::new(InMemory::new()),
         };
         Ok(Storage {
             store,
@@ -139,6 +109,39 @@ impl Storage {
             tracing::warn!(error = %e, key, "could not delete an unreferenced object");
         }
     }
+}
+
+fn s3_store(s3: &S3Config, cfg: &StorageConfig) -> Result<Arc<dyn ObjectStore>, StorageConfigError> {
+    let mut b = AmazonS3Builder::new()
+        .with_bucket_name(&s3.bucket)
+        .with_region(&s3.region)
+        .with_allow_http(s3.allow_http)
+        .with_virtual_hosted_style_request(s3.virtual_hosted_style)
+        .with_client_options(
+            ClientOptions::new()
+                .with_allow_http(s3.allow_http)
+                .with_connect_timeout(cfg.connect_timeout)
+                // The default 30 s covers a whole response body, which
+                // would cut every long download: only idle time is bounded.
+                .with_timeout_disabled()
+                .with_read_timeout(cfg.read_timeout),
+        );
+    if let Some(e) = &s3.endpoint {
+        b = b.with_endpoint(e);
+    }
+    if let (Some(id), Some(secret)) = (&s3.access_key_id, &s3.secret_access_key) {
+        b = b
+            .with_access_key_id(id)
+            .with_secret_access_key(secret.expose_secret());
+    }
+    if let Some(t) = &s3.session_token {
+        b = b.with_token(t.expose_secret());
+    }
+    let store = b.build().map_err(|e| StorageConfigError(e.to_string()))?;
+    Ok(match &s3.prefix {
+        None => Arc::new(store),
+        Some(prefix) => Arc::new(PrefixStore::new(store, prefix.as_str())),
+    })
 }
 
 fn unavailable(e: object_store::Error) -> AppError {

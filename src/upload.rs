@@ -7,10 +7,9 @@ use futures_util::{Stream, StreamExt};
 use sha2::{Digest, Sha256};
 
 use crate::{
-    access::UploadGrant,
+    access::{NewReportFile, UploadGrant},
     config::UploadConfig,
     error::{AppError, AppResult},
-    service::report_files::{self, NewReportFile},
     storage::Storage,
 };
 
@@ -24,7 +23,6 @@ pub struct Target {
 
 /// Everything an upload needs besides its bytes.
 pub struct Receiver<'a> {
-    pub db: &'a sea_orm::DatabaseConnection,
     pub storage: &'a Storage,
     pub policy: &'a UploadConfig,
 }
@@ -68,7 +66,7 @@ impl Receiver<'_> {
             storage_version: stored.version,
             etag: stored.e_tag,
         };
-        match report_files::insert_next_version(self.db, grant, new).await {
+        match grant.insert_next_version(new).await {
             Ok(file) => Ok(file),
             Err(e) => {
                 self.storage.delete(&stored.key).await;
@@ -229,23 +227,13 @@ where
     if size == 0 {
         return Err(AppError::bad_input("the file is empty"));
     }
-    Ok((size, hex(&hasher.finalize())))
-}
-
-pub fn hex(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut s = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        s.push(DIGITS[(b >> 4) as usize] as char);
-        s.push(DIGITS[(b & 15) as usize] as char);
-    }
-    s
+    Ok((size, hex::encode(hasher.finalize())))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{StorageConfig, UploadConfig};
+    use crate::config::{StorageBackend, StorageConfig, UploadConfig};
     use futures_util::stream;
 
     fn allowed() -> Vec<String> {
@@ -263,16 +251,9 @@ mod tests {
 
     fn memory() -> Storage {
         let cfg = StorageConfig {
-            url: "memory://".into(),
-            s3_endpoint: None,
-            s3_region: "us-east-1".into(),
-            s3_access_key_id: None,
-            s3_secret_access_key: None,
-            s3_session_token: None,
-            s3_allow_http: false,
-            s3_virtual_hosted_style: false,
-            connect_timeout_secs: 1,
-            read_timeout_secs: 1,
+            backend: StorageBackend::Memory,
+            connect_timeout: std::time::Duration::from_secs(1),
+            read_timeout: std::time::Duration::from_secs(1),
         };
         Storage::new(&cfg, &policy(1)).unwrap()
     }

@@ -1,18 +1,16 @@
 //! DataLoaders: a page of files asks for its STTs, uploaders and latest
-//! versions in one statement each, whatever the page size.
+//! versions in one statement each, whatever the page size. Each loader holds
+//! the capability it reads through, taken from the caller's `Access` when
+//! the request starts; a caller without it gets that capability's error.
 
 use std::collections::HashMap;
 
-use async_graphql::{
-    Context,
-    dataloader::{DataLoader, HashMapCache, Loader},
-};
+use async_graphql::dataloader::{DataLoader, HashMapCache, Loader};
 use entity::{region, stt, user};
-use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter};
 
 use crate::{
-    error::GqlError,
-    service::{report_files, users},
+    access::{Access, Files, People, Reference, Slot},
+    error::{AppResult, GqlError},
 };
 
 pub struct Loaders {
@@ -22,31 +20,76 @@ pub struct Loaders {
     pub latest: DataLoader<LatestVersionLoader, HashMapCache>,
 }
 
+fn loader<T: Loader<K>, K: Send + Sync + std::hash::Hash + Eq + Clone + 'static>(
+    inner: T,
+) -> DataLoader<T, HashMapCache> {
+    DataLoader::with_cache(inner, tokio::spawn, HashMapCache::default())
+}
+
 impl Loaders {
     /// Made per request: their caches must not outlive one caller's view.
-    pub fn new(db: &DatabaseConnection) -> Self {
+    pub fn new(access: &Access) -> Self {
         Loaders {
-            stts: DataLoader::with_cache(
-                SttLoader(db.clone()),
-                tokio::spawn,
-                HashMapCache::default(),
-            ),
-            users: DataLoader::with_cache(
-                UserLoader(db.clone()),
-                tokio::spawn,
-                HashMapCache::default(),
-            ),
-            regions: DataLoader::with_cache(
-                RegionLoader(db.clone()),
-                tokio::spawn,
-                HashMapCache::default(),
-            ),
-            latest: DataLoader::with_cache(
-                LatestVersionLoader(db.clone()),
-                tokio::spawn,
-                HashMapCache::default(),
-            ),
+            stts: loader(SttLoader(Granted::of(access.reference()))),
+            users: loader(UserLoader(Granted::of(access.people()))),
+            regions: loader(RegionLoader(Granted::of(access.reference()))),
+            latest: loader(LatestVersionLoader(Granted::of(access.files()))),
         }
+    }
+}
+
+/// A capability, or the error the caller got asking for it (kept as a
+/// GraphQL error, which loaders must be able to clone).
+pub struct Granted<T>(Result<T, GqlError>);
+
+impl<T> Granted<T> {
+    fn of(result: AppResult<T>) -> Self {
+        Granted(result.map_err(GqlError::from))
+    }
+
+    fn get(&self) -> Result<&T, GqlError> {
+        self.0.as_ref().map_err(Clone::clone)
+    }
+}
+
+pub struct SttLoader(Granted<Reference>);
+pub struct RegionLoader(Granted<Reference>);
+pub struct UserLoader(Granted<People>);
+pub struct LatestVersionLoader(Granted<Files>);
+
+impl Loader<i32> for SttLoader {
+    type Value = stt::Model;
+    type Error = GqlError;
+
+    async fn load(&self, keys: &[i32]) -> Result<HashMap<i32, stt::Model>, GqlError> {
+        Ok(self.0.get()?.stts_by_ids(keys).await?)
+    }
+}
+
+impl Loader<i32> for RegionLoader {
+    type Value = region::Model;
+    type Error = GqlError;
+
+    async fn load(&self, keys: &[i32]) -> Result<HashMap<i32, region::Model>, GqlError> {
+        Ok(self.0.get()?.regions_by_ids(keys).await?)
+    }
+}
+
+impl Loader<i64> for UserLoader {
+    type Value = user::Model;
+    type Error = GqlError;
+
+    async fn load(&self, keys: &[i64]) -> Result<HashMap<i64, user::Model>, GqlError> {
+        Ok(self.0.get()?.by_ids(keys).await?)
+    }
+}
+
+impl Loader<Slot> for LatestVersionLoader {
+    type Value = i32;
+    type Error = GqlError;
+
+    async fn load(&self, keys: &[Slot]) -> Result<HashMap<Slot, i32>, GqlError> {
+        Ok(self.0.get()?.latest_versions(keys).await?)
     }
 }
 
@@ -60,14 +103,13 @@ impl Loaders {
 /// directly, the kinds side by side, makes the statement count independent
 /// of scheduling and costs no delay.
 pub async fn prefetch_files(
-    ctx: &Context<'_>,
+    loaders: &Loaders,
     node: async_graphql::Lookahead<'_>,
     files: &[entity::report_file::Model],
 ) -> Result<(), GqlError> {
     if files.is_empty() {
         return Ok(());
     }
-    let loaders = ctx.data_unchecked::<Loaders>();
     let stt = node.field("stt");
     let stts = async {
         if !stt.exists() {
@@ -96,7 +138,7 @@ pub async fn prefetch_files(
         if !node.field("isLatest").exists() {
             return Ok(());
         }
-        let slots = distinct(files.iter().map(report_files::Slot::of));
+        let slots = distinct(files.iter().map(Slot::of));
         let latest = loaders.latest.loader().load(&slots).await?;
         loaders.latest.feed_many(latest).await;
         Ok::<_, GqlError>(())
@@ -108,57 +150,4 @@ pub async fn prefetch_files(
 fn distinct<K: std::hash::Hash + Eq + Clone>(keys: impl Iterator<Item = K>) -> Vec<K> {
     let set: std::collections::HashSet<K> = keys.collect();
     set.into_iter().collect()
-}
-
-pub struct SttLoader(DatabaseConnection);
-pub struct UserLoader(DatabaseConnection);
-pub struct RegionLoader(DatabaseConnection);
-pub struct LatestVersionLoader(DatabaseConnection);
-
-impl Loader<i32> for SttLoader {
-    type Value = stt::Model;
-    type Error = GqlError;
-
-    async fn load(&self, keys: &[i32]) -> Result<HashMap<i32, stt::Model>, GqlError> {
-        let rows = stt::Entity::find()
-            .filter(stt::Column::Id.is_in(keys.iter().copied()))
-            .all(&self.0)
-            .await?;
-        Ok(rows.into_iter().map(|s| (s.id, s)).collect())
-    }
-}
-
-impl Loader<i32> for RegionLoader {
-    type Value = region::Model;
-    type Error = GqlError;
-
-    async fn load(&self, keys: &[i32]) -> Result<HashMap<i32, region::Model>, GqlError> {
-        let rows = region::Entity::find()
-            .filter(region::Column::Id.is_in(keys.iter().copied()))
-            .all(&self.0)
-            .await?;
-        Ok(rows.into_iter().map(|r| (r.id, r)).collect())
-    }
-}
-
-impl Loader<i64> for UserLoader {
-    type Value = user::Model;
-    type Error = GqlError;
-
-    async fn load(&self, keys: &[i64]) -> Result<HashMap<i64, user::Model>, GqlError> {
-        let rows = users::by_ids(&self.0, keys).await?;
-        Ok(rows.into_iter().map(|u| (u.id, u)).collect())
-    }
-}
-
-impl Loader<report_files::Slot> for LatestVersionLoader {
-    type Value = i32;
-    type Error = GqlError;
-
-    async fn load(
-        &self,
-        keys: &[report_files::Slot],
-    ) -> Result<HashMap<report_files::Slot, i32>, GqlError> {
-        Ok(report_files::latest_versions(&self.0, keys).await?)
-    }
 }

@@ -1,30 +1,28 @@
-//! The GraphQL API: schema, resolvers, and the HTTP endpoint that runs them.
+//! The GraphQL schema: resolvers, object types, DataLoaders, cursors and the
+//! introspection rules. Resolvers are thin: they ask the caller's `Access`
+//! for a capability and call it. Serving the schema over HTTP is
+//! `http::graphql`'s job.
 
+mod context;
 mod cursor;
-pub mod http;
-mod introspection;
+pub mod introspection;
 mod loaders;
 mod mutation;
 mod query;
 pub mod types;
 pub mod upload;
 
-use std::sync::Arc;
-
 use async_graphql::{
-    Context, EmptySubscription, Schema,
+    EmptySubscription, Schema,
     parser::types::{DocumentOperations, ExecutableDocument, OperationDefinition},
 };
-use sea_orm::DatabaseConnection;
 
+pub use context::RequestData;
 pub use loaders::Loaders;
 pub use mutation::Mutation;
 pub use query::Query;
 
-use crate::{
-    access::Access, auth::JwtVerifier, config::Config, metrics::Metrics,
-    service::principals::PrincipalCache, storage::Storage,
-};
+use crate::app::AppState;
 
 pub type AppSchema = Schema<Query, Mutation, EmptySubscription>;
 
@@ -36,31 +34,20 @@ pub struct Schemas {
     pub introspection: AppSchema,
 }
 
-pub fn build_schema(
-    config: Arc<Config>,
-    db: DatabaseConnection,
-    verifier: Arc<JwtVerifier>,
-    storage: Storage,
-    metrics: Arc<Metrics>,
-    principals: Arc<PrincipalCache>,
-) -> Schemas {
+pub fn build_schema(app: AppState) -> Schemas {
+    let limits = app.config.graphql.clone();
     let build = |max_depth: usize| {
         Schema::build(Query, Mutation, EmptySubscription)
             .limit_depth(max_depth)
-            .limit_complexity(config.graphql_max_complexity)
+            .limit_complexity(limits.max_complexity)
             .limit_recursive_depth(32)
             .limit_directives(16)
-            .data(db.clone())
-            .data(verifier.clone())
-            .data(config.clone())
-            .data(storage.clone())
-            .data(metrics.clone())
-            .data(principals.clone())
+            .data(app.clone())
             .finish()
     };
     Schemas {
-        data: build(config.graphql_max_depth),
-        introspection: build(introspection::MAX_DEPTH.max(config.graphql_max_depth)),
+        data: build(limits.max_depth),
+        introspection: build(introspection::MAX_DEPTH.max(limits.max_depth)),
     }
 }
 
@@ -73,7 +60,7 @@ pub fn sdl() -> String {
 
 /// The operation that `name` selects in `document`: the named one, or the
 /// only one when no name is given. `None` leaves the error to execution.
-pub(crate) fn selected_operation<'a>(
+pub fn selected_operation<'a>(
     document: &'a ExecutableDocument,
     name: Option<&str>,
 ) -> Option<&'a OperationDefinition> {
@@ -88,9 +75,4 @@ pub(crate) fn selected_operation<'a>(
         }
         (DocumentOperations::Multiple(_), None) => None,
     }
-}
-
-/// Who is asking; put into every request by the endpoint.
-pub(crate) fn request_access<'a>(ctx: &Context<'a>) -> &'a Access {
-    ctx.data_unchecked::<Access>()
 }

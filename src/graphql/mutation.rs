@@ -1,21 +1,16 @@
 use async_graphql::{Context, ID, Object};
 use axum::http::header::SET_COOKIE;
 use entity::{Role, UserStatus};
-use sea_orm::DatabaseConnection;
 
 use super::{
-    request_access,
+    context::ContextExt,
     types::{ReportFile, User},
-    upload::{PendingUpload, Upload, UploadReportFileInput},
+    upload::{Upload, UploadReportFileInput},
 };
 use crate::{
-    auth::{self, JwtVerifier},
-    config::Config,
+    access::{AccessChange, UploadGrant},
+    auth,
     error::{AppError, GqlResult},
-    metrics::Metrics,
-    service::principals::PrincipalCache,
-    service::users::{self, AccessChange},
-    storage::Storage,
     upload::{Receiver, Target},
 };
 
@@ -26,18 +21,14 @@ impl Mutation {
     /// Verifies `token` and answers with an HttpOnly session cookie holding
     /// it, so that plain `<a href>` downloads are authenticated.
     async fn login(&self, ctx: &Context<'_>, token: String) -> GqlResult<User> {
-        let config = ctx.data_unchecked::<std::sync::Arc<Config>>();
-        let verifier = ctx.data_unchecked::<std::sync::Arc<JwtVerifier>>();
-        let db = ctx.data_unchecked::<DatabaseConnection>();
-        let claims = verifier
-            .verify(token.trim())
-            .ok_or(AppError::Unauthenticated)?;
-        let principal = users::principal_for(db, &claims).await?;
-        let user = users::record_login(db, principal.user.id).await?;
+        let app = ctx.app()?;
+        let token = token.trim();
+        let claims = app.tokens.verify(token).ok_or(AppError::Unauthenticated)?;
+        let user = app.gate.sign_in(&claims).await?;
         let max_age = claims.exp.saturating_sub(auth::now_secs());
         ctx.append_http_header(
             SET_COOKIE,
-            auth::session_cookie(config, token.trim(), max_age),
+            auth::session_cookie(&app.config.sessions, token, max_age),
         );
         Ok(User(user))
     }
@@ -51,12 +42,12 @@ impl Mutation {
         input: UploadReportFileInput,
         file: Upload,
     ) -> GqlResult<ReportFile> {
+        let app = ctx.app()?;
         // Who, for what, and whether the input makes sense: all settled
         // before the first byte of the file is read.
-        let grant = request_access(ctx).upload(input.stt_id)?;
-        let db = ctx.data_unchecked::<DatabaseConnection>();
-        validate_target(db, &input).await?;
-        let part = match ctx.data_opt::<PendingUpload>() {
+        let grant = ctx.access()?.upload(input.stt_id)?;
+        validate_target(&grant, &input).await?;
+        let part = match &ctx.request()?.upload {
             Some(pending) => pending.take(&file).await?,
             None => {
                 return Err(
@@ -64,32 +55,31 @@ impl Mutation {
                 );
             }
         };
-        let config = ctx.data_unchecked::<std::sync::Arc<Config>>();
         let receiver = Receiver {
-            db,
-            storage: ctx.data_unchecked::<Storage>(),
-            policy: &config.upload,
+            storage: &app.storage,
+            policy: &app.config.uploads,
         };
         let target = Target {
             fiscal_year: input.fiscal_year,
             quarter: input.quarter,
             section: input.section,
         };
-        let filename = part.filename.clone();
-        let metrics = ctx.data_unchecked::<std::sync::Arc<Metrics>>();
-        let _active = metrics.upload_started();
+        let _active = app.metrics.upload_started();
         let file = receiver
-            .receive(&grant, target, &filename, part.into_stream())
+            .receive(&grant, target, &part.filename, part.body)
             .await?;
-        metrics.upload_stored(file.size_bytes as u64);
+        app.metrics.upload_stored(file.size_bytes as u64);
         Ok(ReportFile(file))
     }
 
     /// Clears the session cookie.
-    async fn logout(&self, ctx: &Context<'_>) -> bool {
-        let config = ctx.data_unchecked::<std::sync::Arc<Config>>();
-        ctx.append_http_header(SET_COOKIE, auth::clear_session_cookie(config));
-        true
+    async fn logout(&self, ctx: &Context<'_>) -> GqlResult<bool> {
+        let app = ctx.app()?;
+        ctx.append_http_header(
+            SET_COOKIE,
+            auth::clear_session_cookie(&app.config.sessions),
+        );
+        Ok(true)
     }
 
     /// Approves, changes or deactivates a user (system admins only).
@@ -102,25 +92,23 @@ impl Mutation {
         region_ids: Option<Vec<i32>>,
         status: UserStatus,
     ) -> GqlResult<User> {
-        let grant = request_access(ctx).user_admin()?;
+        let admin = ctx.access()?.user_admin()?;
         let user_id: i64 = user_id
             .parse()
             .map_err(|_| AppError::bad_input("userId is not a user id"))?;
-        let db = ctx.data_unchecked::<DatabaseConnection>();
         let change = AccessChange {
             role,
             stt_id,
             region_ids: region_ids.unwrap_or_default(),
             status,
         };
-        let user = users::set_access(db, grant, user_id, change).await?;
-        ctx.data_unchecked::<std::sync::Arc<PrincipalCache>>()
-            .forget(&user.subject);
+        let user = admin.set_access(user_id, change).await?;
+        ctx.app()?.gate.forget(&user.subject).await;
         Ok(User(user))
     }
 }
 
-async fn validate_target(db: &DatabaseConnection, input: &UploadReportFileInput) -> GqlResult<()> {
+async fn validate_target(grant: &UploadGrant, input: &UploadReportFileInput) -> GqlResult<()> {
     use chrono::Datelike;
     let latest = chrono::Utc::now().year() + 1;
     if !(2000..=latest).contains(&input.fiscal_year) {
@@ -128,10 +116,7 @@ async fn validate_target(db: &DatabaseConnection, input: &UploadReportFileInput)
             AppError::bad_input(format!("fiscalYear must be between 2000 and {latest}")).into(),
         );
     }
-    if crate::service::stts::find(db, input.stt_id)
-        .await?
-        .is_none()
-    {
+    if !grant.stt_exists().await? {
         return Err(AppError::bad_input(format!("no STT has id {}", input.stt_id)).into());
     }
     Ok(())

@@ -3,22 +3,16 @@ use async_graphql::{
     connection::{Connection, CursorType, Edge, EmptyFields},
 };
 use entity::{Quarter, Section, SttType, UserStatus};
-use sea_orm::DatabaseConnection;
 
 use super::{
+    context::ContextExt,
     cursor::Cursor,
     loaders::prefetch_files,
-    request_access,
     types::{DownloadEvent, Region, ReportFile, Stt, User},
 };
 use crate::{
-    access::FileScope,
+    access::{DEFAULT_PAGE, Files, Filter, PageRequest},
     error::{AppError, GqlResult},
-    service::{
-        download_events,
-        report_files::{self, DEFAULT_PAGE, Filter, PageRequest},
-        stts, users,
-    },
 };
 
 pub struct Query;
@@ -36,26 +30,21 @@ pub struct ReportFileFilter {
 
 /// Extra fields of `ReportFileConnection`.
 pub struct ReportFileConnectionFields {
-    scope: FileScope,
+    files: Files,
     filter: Filter,
 }
 
 #[Object]
 impl ReportFileConnectionFields {
     /// How many files match the filter, across all pages.
-    async fn total_count(&self, ctx: &Context<'_>) -> GqlResult<i64> {
-        let db = ctx.data_unchecked::<DatabaseConnection>();
-        Ok(report_files::count(db, &self.scope, &self.filter).await? as i64)
+    async fn total_count(&self) -> GqlResult<i64> {
+        Ok(self.files.count(&self.filter).await? as i64)
     }
 }
 
 pub type ReportFileConnection =
     Connection<Cursor, ReportFile, ReportFileConnectionFields, EmptyFields>;
 pub type DownloadEventConnection = Connection<Cursor, DownloadEvent, EmptyFields, EmptyFields>;
-
-fn db<'a>(ctx: &Context<'a>) -> &'a DatabaseConnection {
-    ctx.data_unchecked::<DatabaseConnection>()
-}
 
 fn cursor(raw: Option<String>) -> GqlResult<Option<i64>> {
     raw.map(|s| {
@@ -74,7 +63,7 @@ fn parse_uuid(id: &ID) -> GqlResult<uuid::Uuid> {
 impl Query {
     /// The signed-in user, whatever their status.
     async fn me(&self, ctx: &Context<'_>) -> GqlResult<Option<User>> {
-        Ok(Some(User(request_access(ctx).principal()?.user.clone())))
+        Ok(Some(User(ctx.access()?.principal()?.user.clone())))
     }
 
     /// The STTs the caller may see.
@@ -84,8 +73,9 @@ impl Query {
         #[graphql(name = "type")] stt_type: Option<SttType>,
         region_id: Option<i32>,
     ) -> GqlResult<Vec<Stt>> {
-        let scope = request_access(ctx).files()?;
-        Ok(stts::list(db(ctx), &scope, stt_type, region_id)
+        let files = ctx.access()?.files()?;
+        Ok(files
+            .stts(stt_type, region_id)
             .await?
             .into_iter()
             .map(Stt)
@@ -93,21 +83,15 @@ impl Query {
     }
 
     async fn regions(&self, ctx: &Context<'_>) -> GqlResult<Vec<Region>> {
-        request_access(ctx).files()?;
-        Ok(stts::regions(db(ctx))
-            .await?
-            .into_iter()
-            .map(Region)
-            .collect())
+        let files = ctx.access()?.files()?;
+        Ok(files.regions().await?.into_iter().map(Region).collect())
     }
 
     /// A file the caller may see, or null.
     async fn report_file(&self, ctx: &Context<'_>, id: ID) -> GqlResult<Option<ReportFile>> {
-        let scope = request_access(ctx).files()?;
+        let files = ctx.access()?.files()?;
         let id = parse_uuid(&id)?;
-        Ok(report_files::find(db(ctx), &scope, id)
-            .await?
-            .map(ReportFile))
+        Ok(files.find(id).await?.map(ReportFile))
     }
 
     /// Visible files, newest first, as a Relay connection.
@@ -123,7 +107,7 @@ impl Query {
         last: Option<i64>,
         before: Option<String>,
     ) -> GqlResult<ReportFileConnection> {
-        let scope = request_access(ctx).files()?;
+        let files = ctx.access()?.files()?;
         let f = filter.unwrap_or_default();
         let filter = Filter {
             stt_id: f.stt_id,
@@ -138,13 +122,13 @@ impl Query {
             last,
             before: cursor(before)?,
         };
-        let result = report_files::list(db(ctx), &scope, &filter, page).await?;
+        let result = files.list(&filter, page).await?;
         let node = ctx.look_ahead().field("edges").field("node");
-        prefetch_files(ctx, node, &result.items).await?;
+        prefetch_files(ctx.loaders()?, node, &result.items).await?;
         let mut connection = Connection::with_additional_fields(
             result.has_previous_page,
             result.has_next_page,
-            ReportFileConnectionFields { scope, filter },
+            ReportFileConnectionFields { files, filter },
         );
         connection.edges.extend(
             result
@@ -157,12 +141,8 @@ impl Query {
 
     /// All users, optionally by status (OFA and system admins).
     async fn users(&self, ctx: &Context<'_>, status: Option<UserStatus>) -> GqlResult<Vec<User>> {
-        let grant = request_access(ctx).audit()?;
-        Ok(users::list(db(ctx), grant, status)
-            .await?
-            .into_iter()
-            .map(User)
-            .collect())
+        let audit = ctx.access()?.audit()?;
+        Ok(audit.users(status).await?.into_iter().map(User).collect())
     }
 
     /// The download audit of one file, newest first (OFA and system admins).
@@ -176,15 +156,11 @@ impl Query {
         first: Option<i64>,
         after: Option<String>,
     ) -> GqlResult<DownloadEventConnection> {
-        let grant = request_access(ctx).audit()?;
-        let first = match first {
-            None => DEFAULT_PAGE,
-            Some(n) if (0..=report_files::MAX_PAGE as i64).contains(&n) => n as u64,
-            Some(_) => return Err(AppError::bad_input("`first` must be between 0 and 100").into()),
-        };
+        let audit = ctx.access()?.audit()?;
+        let first = PageRequest::size(first, "first")?.unwrap_or(DEFAULT_PAGE);
         let after = cursor(after)?;
         let id = parse_uuid(&report_file_id)?;
-        let mut rows = download_events::list(db(ctx), grant, id, first, after).await?;
+        let mut rows = audit.download_events(id, first, after).await?;
         let has_next = rows.len() as u64 > first;
         rows.truncate(first as usize);
         let mut connection = Connection::new(after.is_some(), has_next);

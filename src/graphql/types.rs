@@ -3,12 +3,10 @@
 use async_graphql::{ComplexObject, Context, ID, Object, SimpleObject};
 use chrono::{DateTime, Utc};
 use entity::{DownloadOutcome, Quarter, Role, Section, SttType, UserStatus};
-use sea_orm::DatabaseConnection;
-
-use super::{loaders::Loaders, request_access};
+use super::context::ContextExt;
 use crate::{
+    access::{Caller, Slot},
     error::{AppError, GqlResult},
-    service::{report_files, users},
 };
 
 pub struct Region(pub entity::region::Model);
@@ -45,13 +43,7 @@ impl Stt {
         &self.0.name
     }
     async fn region(&self, ctx: &Context<'_>) -> GqlResult<Region> {
-        load(
-            ctx.data_unchecked::<Loaders>()
-                .regions
-                .load_one(self.0.region_id)
-                .await?,
-        )
-        .map(Region)
+        load(ctx.loaders()?.regions.load_one(self.0.region_id).await?).map(Region)
     }
 }
 
@@ -83,7 +75,7 @@ impl User {
         match self.0.stt_id {
             None => Ok(None),
             Some(id) => {
-                load(ctx.data_unchecked::<Loaders>().stts.load_one(id).await?).map(|s| Some(Stt(s)))
+                load(ctx.loaders()?.stts.load_one(id).await?).map(|s| Some(Stt(s)))
             }
         }
     }
@@ -92,12 +84,12 @@ impl User {
         if self.0.role != Some(Role::RegionalStaff) {
             return Ok(Vec::new());
         }
-        let ids = users::region_ids(ctx.data_unchecked::<DatabaseConnection>(), self.0.id).await?;
-        let map = ctx
-            .data_unchecked::<Loaders>()
-            .regions
-            .load_many(ids.clone())
-            .await?;
+        // The caller's own regions are known already, whatever their status.
+        let ids = match ctx.access()?.caller() {
+            Caller::User(me) if me.user.id == self.0.id => me.region_ids.clone(),
+            _ => ctx.access()?.people()?.region_ids(self.0.id).await?,
+        };
+        let map = ctx.loaders()?.regions.load_many(ids.clone()).await?;
         Ok(ids
             .iter()
             .filter_map(|id| map.get(id).cloned())
@@ -125,13 +117,7 @@ impl ReportFile {
         ID(self.0.id.to_string())
     }
     async fn stt(&self, ctx: &Context<'_>) -> GqlResult<Stt> {
-        load(
-            ctx.data_unchecked::<Loaders>()
-                .stts
-                .load_one(self.0.stt_id)
-                .await?,
-        )
-        .map(Stt)
+        load(ctx.loaders()?.stts.load_one(self.0.stt_id).await?).map(Stt)
     }
     /// The federal fiscal year: Q1 of 2026 is October to December 2025.
     async fn fiscal_year(&self) -> i32 {
@@ -149,12 +135,7 @@ impl ReportFile {
     }
     /// Whether no later version of this slot exists.
     async fn is_latest(&self, ctx: &Context<'_>) -> GqlResult<bool> {
-        let slot = report_files::Slot::of(&self.0);
-        let latest = ctx
-            .data_unchecked::<Loaders>()
-            .latest
-            .load_one(slot)
-            .await?;
+        let latest = ctx.loaders()?.latest.load_one(Slot::of(&self.0)).await?;
         Ok(latest.is_none_or(|v| v <= self.0.version))
     }
     async fn original_filename(&self) -> &str {
@@ -177,13 +158,7 @@ impl ReportFile {
         self.0.created_at
     }
     async fn uploaded_by(&self, ctx: &Context<'_>) -> GqlResult<User> {
-        load(
-            ctx.data_unchecked::<Loaders>()
-                .users
-                .load_one(self.0.uploaded_by_id)
-                .await?,
-        )
-        .map(User)
+        load(ctx.loaders()?.users.load_one(self.0.uploaded_by_id).await?).map(User)
     }
     /// Relative URL of the authenticated download route.
     async fn download_url(&self) -> String {
@@ -192,9 +167,9 @@ impl ReportFile {
     /// Every version of this file's slot, newest first.
     #[graphql(complexity = "1 + 10 * child_complexity")]
     async fn versions(&self, ctx: &Context<'_>) -> GqlResult<Vec<ReportFile>> {
-        let scope = request_access(ctx).files()?;
-        let db = ctx.data_unchecked::<DatabaseConnection>();
-        Ok(report_files::versions(db, &scope, &self.0)
+        let files = ctx.access()?.files()?;
+        Ok(files
+            .versions(&self.0)
             .await?
             .into_iter()
             .map(ReportFile)
@@ -239,13 +214,7 @@ impl DownloadEvent {
         ID(self.model.report_file_id.to_string())
     }
     async fn user(&self, ctx: &Context<'_>) -> GqlResult<User> {
-        load(
-            ctx.data_unchecked::<Loaders>()
-                .users
-                .load_one(self.model.user_id)
-                .await?,
-        )
-        .map(User)
+        load(ctx.loaders()?.users.load_one(self.model.user_id).await?).map(User)
     }
 }
 

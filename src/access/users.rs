@@ -1,3 +1,7 @@
+//! Users: who a subject is, who may see whom, and changes of access.
+
+use std::{collections::HashMap, sync::Arc};
+
 use chrono::Utc;
 use entity::{Role, UserStatus, region, stt, user, user_region};
 use sea_orm::{
@@ -6,24 +10,29 @@ use sea_orm::{
     sea_query::OnConflict,
 };
 
+use super::{Access, Audit, Caller, Db, FileCache, People, Principal, UserAdmin};
 use crate::{
-    access::{AuditGrant, Principal, UserAdminGrant},
     auth::Claims,
     error::{AppError, AppResult},
 };
 
 /// The user behind a verified token. A subject seen for the first time
 /// becomes a `PENDING` user with no role.
-pub async fn principal_for(db: &DatabaseConnection, claims: &Claims) -> AppResult<Principal> {
-    let user = match find_by_subject(db, &claims.sub).await? {
+pub(super) async fn principal_for(
+    db: &DatabaseConnection,
+    subject: &str,
+    email: Option<&str>,
+    name: Option<&str>,
+) -> AppResult<Principal> {
+    let user = match find_by_subject(db, subject).await? {
         Some(u) => u,
         None => {
             // Two first requests of one subject may race: the loser's insert
             // does nothing and both read the same row.
             user::Entity::insert(user::ActiveModel {
-                subject: Set(claims.sub.clone()),
-                email: Set(claims.email.clone()),
-                name: Set(claims.name.clone()),
+                subject: Set(subject.to_string()),
+                email: Set(email.map(str::to_string)),
+                name: Set(name.map(str::to_string)),
                 role: Set(None),
                 stt_id: Set(None),
                 status: Set(UserStatus::Pending),
@@ -38,7 +47,7 @@ pub async fn principal_for(db: &DatabaseConnection, claims: &Claims) -> AppResul
             )
             .exec_without_returning(db)
             .await?;
-            find_by_subject(db, &claims.sub)
+            find_by_subject(db, subject)
                 .await?
                 .ok_or_else(|| AppError::internal("user vanished after insert"))?
         }
@@ -51,6 +60,13 @@ pub async fn principal_for(db: &DatabaseConnection, claims: &Claims) -> AppResul
     Ok(Principal { user, region_ids })
 }
 
+pub(super) async fn principal_for_claims(
+    db: &DatabaseConnection,
+    claims: &Claims,
+) -> AppResult<Principal> {
+    principal_for(db, &claims.sub, claims.email.as_deref(), claims.name.as_deref()).await
+}
+
 async fn find_by_subject(
     db: &impl ConnectionTrait,
     subject: &str,
@@ -61,7 +77,7 @@ async fn find_by_subject(
         .await?)
 }
 
-pub async fn record_login(db: &DatabaseConnection, user_id: i64) -> AppResult<user::Model> {
+pub(super) async fn record_login(db: &DatabaseConnection, user_id: i64) -> AppResult<user::Model> {
     let mut active: user::ActiveModel = user::Entity::find_by_id(user_id)
         .one(db)
         .await?
@@ -71,7 +87,7 @@ pub async fn record_login(db: &DatabaseConnection, user_id: i64) -> AppResult<us
     Ok(active.update(db).await?)
 }
 
-pub async fn region_ids(db: &impl ConnectionTrait, user_id: i64) -> AppResult<Vec<i32>> {
+async fn region_ids(db: &impl ConnectionTrait, user_id: i64) -> AppResult<Vec<i32>> {
     Ok(user_region::Entity::find()
         .select_only()
         .column(user_region::Column::RegionId)
@@ -82,23 +98,30 @@ pub async fn region_ids(db: &impl ConnectionTrait, user_id: i64) -> AppResult<Ve
         .await?)
 }
 
-pub async fn by_ids(db: &DatabaseConnection, ids: &[i64]) -> AppResult<Vec<user::Model>> {
-    Ok(user::Entity::find()
-        .filter(user::Column::Id.is_in(ids.iter().copied()))
-        .all(db)
-        .await?)
+impl People {
+    pub async fn by_ids(&self, ids: &[i64]) -> AppResult<HashMap<i64, user::Model>> {
+        let rows = user::Entity::find()
+            .filter(user::Column::Id.is_in(ids.iter().copied()))
+            .all(&self.db)
+            .await?;
+        Ok(rows.into_iter().map(|u| (u.id, u)).collect())
+    }
+
+    /// The regions of a regional staff user.
+    pub async fn region_ids(&self, user_id: i64) -> AppResult<Vec<i32>> {
+        region_ids(&self.db, user_id).await
+    }
 }
 
-pub async fn list(
-    db: &DatabaseConnection,
-    _grant: AuditGrant,
-    status: Option<UserStatus>,
-) -> AppResult<Vec<user::Model>> {
-    let mut q = user::Entity::find();
-    if let Some(s) = status {
-        q = q.filter(user::Column::Status.eq(s));
+impl Audit {
+    /// All users, optionally by status.
+    pub async fn users(&self, status: Option<UserStatus>) -> AppResult<Vec<user::Model>> {
+        let mut q = user::Entity::find();
+        if let Some(s) = status {
+            q = q.filter(user::Column::Status.eq(s));
+        }
+        Ok(q.order_by_asc(user::Column::Id).all(&self.db).await?)
     }
-    Ok(q.order_by_asc(user::Column::Id).all(db).await?)
 }
 
 /// What a system admin sets on a user.
@@ -110,34 +133,55 @@ pub struct AccessChange {
     pub status: UserStatus,
 }
 
-pub async fn set_access(
-    db: &DatabaseConnection,
-    _grant: UserAdminGrant,
-    user_id: i64,
-    change: AccessChange,
-) -> AppResult<user::Model> {
-    apply_access(db, user_id, change).await
+impl UserAdmin {
+    pub async fn set_access(&self, user_id: i64, change: AccessChange) -> AppResult<user::Model> {
+        apply_access(&self.db, user_id, change).await
+    }
 }
 
-/// For the operator's CLI: creates the user if needed, then applies `change`.
-pub async fn upsert_with_access(
-    db: &DatabaseConnection,
-    subject: &str,
-    email: Option<String>,
-    name: Option<String>,
-    change: AccessChange,
-) -> AppResult<user::Model> {
-    let claims = Claims {
-        sub: subject.to_string(),
-        iss: String::new(),
-        aud: String::new(),
-        exp: 0,
-        nbf: None,
-        email,
-        name,
-    };
-    let p = principal_for(db, &claims).await?;
-    apply_access(db, p.user.id, change).await
+/// The operator at the console: the CLI (and test harnesses) act with every
+/// right, on a connection they opened themselves. Nothing that serves
+/// requests has one.
+pub struct Operator {
+    db: DatabaseConnection,
+}
+
+impl Operator {
+    pub fn new(db: DatabaseConnection) -> Self {
+        Operator { db }
+    }
+
+    /// Creates the user if needed, then applies `change`.
+    pub async fn upsert_user(
+        &self,
+        subject: &str,
+        email: Option<&str>,
+        name: Option<&str>,
+        change: AccessChange,
+    ) -> AppResult<user::Model> {
+        let p = principal_for(&self.db, subject, email, name).await?;
+        apply_access(&self.db, p.user.id, change).await
+    }
+
+    /// Every user.
+    pub async fn users(&self) -> AppResult<Vec<user::Model>> {
+        Ok(user::Entity::find()
+            .order_by_asc(user::Column::Id)
+            .all(&self.db)
+            .await?)
+    }
+
+    /// What `subject` may do, as a request of theirs would find it.
+    pub async fn access_of(&self, subject: &str) -> AppResult<Access> {
+        let principal = principal_for(&self.db, subject, None, None).await?;
+        Ok(Access::new(
+            Caller::User(Arc::new(principal)),
+            Db {
+                conn: self.db.clone(),
+                files: FileCache::new(),
+            },
+        ))
+    }
 }
 
 async fn apply_access(
@@ -209,12 +253,4 @@ async fn validate_change(db: &DatabaseConnection, change: &AccessChange) -> AppR
         return Err(AppError::bad_input("an APPROVED user needs a role"));
     }
     Ok(())
-}
-
-/// Every user, for the operator's CLI.
-pub async fn all(db: &DatabaseConnection) -> AppResult<Vec<user::Model>> {
-    Ok(user::Entity::find()
-        .order_by_asc(user::Column::Id)
-        .all(db)
-        .await?)
 }

@@ -21,7 +21,7 @@ use async_graphql::{Variables, parser::types::OperationType};
 use axum::{
     Router,
     body::Body,
-    extract::{DefaultBodyLimit, RawQuery, State},
+    extract::{DefaultBodyLimit, FromRef, RawQuery, State},
     http::{HeaderMap, HeaderValue, StatusCode, header},
     response::{IntoResponse, Response},
     routing::get,
@@ -29,15 +29,35 @@ use axum::{
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
-use super::{Loaders, introspection, upload};
-use crate::{app::AppState, graphiql};
+use super::{graphiql, multipart};
+use crate::{
+    access::Access,
+    app::AppState,
+    error::AppError,
+    graphql::{self, RequestData, Schemas, introspection, upload::PendingUpload},
+};
 
-pub fn router() -> Router<AppState> {
+/// The endpoint's state: the application and the schemas it serves.
+#[derive(Clone)]
+struct Endpoint {
+    app: AppState,
+    schemas: Schemas,
+}
+
+impl FromRef<Endpoint> for AppState {
+    fn from_ref(endpoint: &Endpoint) -> AppState {
+        endpoint.app.clone()
+    }
+}
+
+pub fn router(app: AppState) -> Router {
+    let schemas = graphql::build_schema(app.clone());
     Router::new()
         .route("/graphql", get(get_request).post(post))
         // Bodies are limited per kind in `post`: JSON by size, uploads by
         // the upload limit while they stream.
         .layer(DefaultBodyLimit::disable())
+        .with_state(Endpoint { app, schemas })
 }
 
 const GRAPHQL_RESPONSE_JSON: &str = "application/graphql-response+json";
@@ -203,9 +223,10 @@ fn params_from_json(value: Value) -> Result<async_graphql::Request, String> {
 }
 
 async fn get_request(
-    State(state): State<AppState>,
+    State(endpoint): State<Endpoint>,
     headers: HeaderMap,
     RawQuery(raw): RawQuery,
+    access: Result<Access, AppError>,
 ) -> Response {
     let pairs: Vec<(String, String)> = raw
         .as_deref()
@@ -218,7 +239,7 @@ async fn get_request(
             .map(|(_, v)| v.as_str())
     };
     // A browser opening /graphql gets GraphiQL; a GET with a query is a request.
-    if param("query").is_none() && state.config.graphiql_enabled {
+    if param("query").is_none() && endpoint.app.config.graphql.graphiql_enabled {
         return graphiql::page();
     }
     let Some(response_type) = negotiate(&headers) else {
@@ -257,7 +278,7 @@ async fn get_request(
     };
     let operation_name = request.operation_name.clone();
     if let Ok(document) = request.parsed_query()
-        && let Some(operation) = super::selected_operation(document, operation_name.as_deref())
+        && let Some(operation) = graphql::selected_operation(document, operation_name.as_deref())
         && operation.ty != OperationType::Query
     {
         let mut response = request_error(
@@ -271,15 +292,20 @@ async fn get_request(
             .insert(header::ALLOW, HeaderValue::from_static("POST"));
         return response;
     }
-    execute(&state, &headers, request, response_type).await
+    execute(&endpoint, access, request, None, response_type).await
 }
 
-async fn post(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Response {
+async fn post(
+    State(endpoint): State<Endpoint>,
+    headers: HeaderMap,
+    access: Result<Access, AppError>,
+    body: Body,
+) -> Response {
     let Some(response_type) = negotiate(&headers) else {
         return not_acceptable();
     };
-    if upload::is_multipart(&headers) {
-        return post_multipart(state, headers, body, response_type).await;
+    if multipart::is_multipart(&headers) {
+        return post_multipart(endpoint, headers, access, body, response_type).await;
     }
     if !is_json(&headers) {
         return request_error(
@@ -289,7 +315,7 @@ async fn post(State(state): State<AppState>, headers: HeaderMap, body: Body) -> 
             "POST /graphql takes Content-Type: application/json",
         );
     }
-    let limit = state.config.graphql_body_limit_bytes;
+    let limit = endpoint.app.config.graphql.body_limit_bytes;
     let body = match axum::body::to_bytes(body, limit).await {
         Ok(b) => b,
         Err(_) => {
@@ -305,7 +331,7 @@ async fn post(State(state): State<AppState>, headers: HeaderMap, body: Body) -> 
         .map_err(|e| format!("the body is not JSON: {e}"))
         .and_then(params_from_json);
     match request {
-        Ok(request) => execute(&state, &headers, request, response_type).await,
+        Ok(request) => execute(&endpoint, access, request, None, response_type).await,
         Err(message) => request_error(
             StatusCode::BAD_REQUEST,
             response_type,
@@ -316,12 +342,13 @@ async fn post(State(state): State<AppState>, headers: HeaderMap, body: Body) -> 
 }
 
 async fn execute(
-    state: &AppState,
-    headers: &HeaderMap,
+    endpoint: &Endpoint,
+    access: Result<Access, AppError>,
     request: async_graphql::Request,
+    upload: Option<PendingUpload>,
     response_type: ResponseType,
 ) -> Response {
-    let access = match state.access(headers).await {
+    let access = match access {
         Ok(a) => a,
         Err(e) => {
             e.log();
@@ -336,8 +363,8 @@ async fn execute(
         Err(_) => introspection::Kind::Data,
     };
     let schema = match kind {
-        introspection::Kind::Data => &state.schema.data,
-        introspection::Kind::Introspection => &state.schema.introspection,
+        introspection::Kind::Data => &endpoint.schemas.data,
+        introspection::Kind::Introspection => &endpoint.schemas.introspection,
         introspection::Kind::TooNested => {
             let error = async_graphql::ServerError::new(
                 "introspection nests fields, inputFields, interfaces or possibleTypes too deeply",
@@ -349,18 +376,19 @@ async fn execute(
             );
         }
     };
-    let request = request.data(access).data(Loaders::new(&state.db));
+    let request = request.data(RequestData::new(access, upload));
     let response = schema.execute(request).await;
     respond(response, response_type)
 }
 
 async fn post_multipart(
-    state: AppState,
+    endpoint: Endpoint,
     headers: HeaderMap,
+    access: Result<Access, AppError>,
     body: Body,
     response_type: ResponseType,
 ) -> Response {
-    if !upload::has_preflight_header(&headers) {
+    if !multipart::has_preflight_header(&headers) {
         return request_error(
             StatusCode::BAD_REQUEST,
             response_type,
@@ -368,11 +396,9 @@ async fn post_multipart(
             "multipart requests need the header `Apollo-Require-Preflight: true`",
         );
     }
-    match upload::read_parts(&headers, body, state.config.graphql_body_limit_bytes).await {
-        Ok((request, Some(pending))) => {
-            execute(&state, &headers, request.data(pending), response_type).await
-        }
-        Ok((request, None)) => execute(&state, &headers, request, response_type).await,
+    let limit = endpoint.app.config.graphql.body_limit_bytes;
+    match multipart::read_parts(&headers, body, limit).await {
+        Ok((request, pending)) => execute(&endpoint, access, request, pending, response_type).await,
         Err(e) => request_error(e.status(), response_type, e.code(), &e.to_string()),
     }
 }

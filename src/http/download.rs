@@ -25,9 +25,10 @@ use futures_util::Stream;
 use http_range_header::RangeUnsatisfiableError;
 
 use crate::{
+    access::{Access, NewDownloadEvent},
     app::AppState,
     error::AppError,
-    service::download_events::{self, NewDownloadEvent},
+    metrics::Active,
     storage::ByteStream,
 };
 
@@ -44,9 +45,10 @@ async fn download(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     method: Method,
     headers: HeaderMap,
+    access: Result<Access, AppError>,
 ) -> Response {
     let started_at = Utc::now();
-    let access = match state.access(&headers).await {
+    let access = match access {
         Ok(a) => a,
         Err(e) => return e.into_response(),
     };
@@ -55,13 +57,13 @@ async fn download(
         Err(e) => return e.into_response(),
     };
     // Whatever this user may not download does not exist for them.
-    let Ok(scope) = access.downloads() else {
+    let Ok(files) = access.downloads() else {
         return AppError::NotFound.into_response();
     };
     let Ok(id) = uuid::Uuid::parse_str(&id) else {
         return AppError::NotFound.into_response();
     };
-    let file = match state.files.find(&state.db, &scope, id).await {
+    let file = match files.find_cached(id).await {
         Ok(Some(f)) => f,
         Ok(None) => return AppError::NotFound.into_response(),
         Err(e) => return e.into_response(),
@@ -272,12 +274,7 @@ impl Recorder {
         let mut event = self.event;
         event.outcome = outcome;
         event.bytes_sent = bytes as i64;
-        let db = self.state.db.clone();
-        tokio::spawn(async move {
-            if let Err(e) = download_events::record(&db, event).await {
-                e.log();
-            }
-        });
+        self.state.audit_log.record(event);
     }
 }
 
@@ -296,7 +293,7 @@ struct Tracked {
     sent: u64,
     expected: u64,
     state: StreamState,
-    _active: crate::metrics::Active,
+    _active: Active,
     recorder: Option<Recorder>,
 }
 

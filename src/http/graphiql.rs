@@ -24,24 +24,24 @@ const ASSETS: &[(&str, &str, &[u8])] = &[
     (
         "graphiql.min.js",
         JS,
-        include_bytes!("../assets/graphiql/graphiql.min.js"),
+        include_bytes!("../../assets/graphiql/graphiql.min.js"),
     ),
     (
         "graphiql.min.css",
         CSS,
-        include_bytes!("../assets/graphiql/graphiql.min.css"),
+        include_bytes!("../../assets/graphiql/graphiql.min.css"),
     ),
     (
         "react.production.min.js",
         JS,
-        include_bytes!("../assets/graphiql/react.production.min.js"),
+        include_bytes!("../../assets/graphiql/react.production.min.js"),
     ),
     (
         "react-dom.production.min.js",
         JS,
-        include_bytes!("../assets/graphiql/react-dom.production.min.js"),
+        include_bytes!("../../assets/graphiql/react-dom.production.min.js"),
     ),
-    ("page.js", JS, include_bytes!("../assets/graphiql-page.js")),
+    ("page.js", JS, include_bytes!("../../assets/graphiql-page.js")),
 ];
 
 /// Only this server's own scripts run, and the page talks only to it: the
@@ -64,7 +64,7 @@ async fn asset(
     let (Some((_, content_type, bytes)), true, true) = (
         found,
         version == GRAPHIQL_VERSION,
-        state.config.graphiql_enabled,
+        state.config.graphql.graphiql_enabled,
     ) else {
         return AppError::NotFound.into_response();
     };

@@ -13,7 +13,7 @@ pub fn router() -> Router<AppState> {
 
 /// Ready when the database and the object store both answer.
 async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
-    let (database, storage) = tokio::join!(state.db.ping(), state.storage.check());
+    let (database, storage) = tokio::join!(state.ping_database(), state.storage.check());
     if let Err(e) = &database {
         tracing::warn!(error = %e, "readiness: database unreachable");
     }

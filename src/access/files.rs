@@ -1,0 +1,309 @@
+//! Report files as a `Files` capability reads them: its reach is a SQL
+//! condition on every statement.
+
+use std::{collections::HashMap, time::Duration};
+
+use entity::{Quarter, Section, report_file, stt};
+use sea_orm::{
+    ColumnTrait, Condition, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
+    Select,
+    sea_query::{Expr, Func, Query},
+};
+use uuid::Uuid;
+
+use super::{Files, Reach};
+use crate::error::{AppError, AppResult};
+
+/// The (STT, fiscal year, quarter, section) a file is submitted for; its
+/// versions are numbered 1, 2, 3, … within it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Slot {
+    pub stt_id: i32,
+    pub fiscal_year: i32,
+    pub quarter: Quarter,
+    pub section: Section,
+}
+
+impl Slot {
+    pub fn of(f: &report_file::Model) -> Self {
+        Slot {
+            stt_id: f.stt_id,
+            fiscal_year: f.fiscal_year,
+            quarter: f.quarter,
+            section: f.section,
+        }
+    }
+
+    pub(super) fn condition(&self) -> Condition {
+        Condition::all()
+            .add(report_file::Column::SttId.eq(self.stt_id))
+            .add(report_file::Column::FiscalYear.eq(self.fiscal_year))
+            .add(report_file::Column::Quarter.eq(self.quarter))
+            .add(report_file::Column::Section.eq(self.section))
+    }
+}
+
+/// Report files by id, kept per instance. A file never changes once
+/// recorded, so what was read once can be served from memory; the caller's
+/// reach is still checked on every lookup. Bounded in entries, and entries
+/// expire, so a full cache evicts the least useful ones instead of starting
+/// over.
+#[derive(Clone)]
+pub struct FileCache(moka::sync::Cache<Uuid, report_file::Model>);
+
+const FILE_CACHE_ENTRIES: u64 = 10_000;
+const FILE_CACHE_TTL: Duration = Duration::from_secs(3600);
+
+impl FileCache {
+    pub fn new() -> Self {
+        FileCache(
+            moka::sync::Cache::builder()
+                .max_capacity(FILE_CACHE_ENTRIES)
+                .time_to_live(FILE_CACHE_TTL)
+                .build(),
+        )
+    }
+}
+
+impl Default for FileCache {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Filter {
+    pub stt_id: Option<i32>,
+    pub fiscal_year: Option<i32>,
+    pub quarter: Option<Quarter>,
+    pub section: Option<Section>,
+    pub latest_only: bool,
+}
+
+pub const MAX_PAGE: u64 = 100;
+pub const DEFAULT_PAGE: u64 = 20;
+
+/// A keyset page request: cursors are `seq` values, so a page stays put
+/// while new files arrive.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PageRequest {
+    pub first: Option<i64>,
+    pub after: Option<i64>,
+    pub last: Option<i64>,
+    pub before: Option<i64>,
+}
+
+#[derive(Debug)]
+pub struct Page {
+    /// Newest first.
+    pub items: Vec<report_file::Model>,
+    pub has_previous_page: bool,
+    pub has_next_page: bool,
+}
+
+impl PageRequest {
+    /// A page size, checked against the limit.
+    pub fn size(n: Option<i64>, name: &str) -> AppResult<Option<u64>> {
+        match n {
+            None => Ok(None),
+            Some(n) if (0..=MAX_PAGE as i64).contains(&n) => Ok(Some(n as u64)),
+            Some(_) => Err(AppError::bad_input(format!(
+                "`{name}` must be between 0 and {MAX_PAGE}"
+            ))),
+        }
+    }
+}
+
+impl Files {
+    /// Whether files of `stt_id` are in reach, when that can be told without
+    /// the database (it cannot for regions: STTs belong to them there).
+    pub(super) fn reaches_stt(&self, stt_id: i32) -> Option<bool> {
+        match &self.reach {
+            Reach::All => Some(true),
+            Reach::Stt(id) => Some(*id == stt_id),
+            Reach::Nothing => Some(false),
+            Reach::Regions(_) => None,
+        }
+    }
+
+    /// Restricts a query on `stts` to the ones in reach.
+    pub(super) fn stt_condition(&self) -> Condition {
+        match &self.reach {
+            Reach::All => Condition::all(),
+            Reach::Stt(id) => Condition::all().add(stt::Column::Id.eq(*id)),
+            Reach::Regions(ids) => Condition::all().add(stt::Column::RegionId.is_in(ids.clone())),
+            Reach::Nothing => Condition::all().add(stt::Column::Id.is_in(Vec::<i32>::new())),
+        }
+    }
+
+    /// Restricts a query on `report_files` to the ones in reach.
+    fn file_condition(&self) -> Condition {
+        match &self.reach {
+            Reach::All => Condition::all(),
+            Reach::Stt(id) => Condition::all().add(report_file::Column::SttId.eq(*id)),
+            Reach::Regions(ids) => Condition::all().add(
+                report_file::Column::SttId.in_subquery(
+                    Query::select()
+                        .column(stt::Column::Id)
+                        .from(stt::Entity)
+                        .and_where(stt::Column::RegionId.is_in(ids.clone()))
+                        .take(),
+                ),
+            ),
+            Reach::Nothing => {
+                Condition::all().add(report_file::Column::SttId.is_in(Vec::<i32>::new()))
+            }
+        }
+    }
+
+    /// A file in reach, or `None`.
+    pub async fn find(&self, id: Uuid) -> AppResult<Option<report_file::Model>> {
+        Ok(report_file::Entity::find()
+            .filter(report_file::Column::Id.eq(id))
+            .filter(self.file_condition())
+            .one(&self.db.conn)
+            .await?)
+    }
+
+    /// Like `find`, answered from the instance's file cache when the reach
+    /// can be told without the database.
+    pub async fn find_cached(&self, id: Uuid) -> AppResult<Option<report_file::Model>> {
+        if let Some(file) = self.db.files.0.get(&id)
+            && let Some(reached) = self.reaches_stt(file.stt_id)
+        {
+            return Ok(reached.then_some(file));
+        }
+        let found = self.find(id).await?;
+        if let Some(file) = &found {
+            self.db.files.0.insert(id, file.clone());
+        }
+        Ok(found)
+    }
+
+    fn filtered(&self, filter: &Filter) -> Select<report_file::Entity> {
+        let mut q = report_file::Entity::find().filter(self.file_condition());
+        if let Some(v) = filter.stt_id {
+            q = q.filter(report_file::Column::SttId.eq(v));
+        }
+        if let Some(v) = filter.fiscal_year {
+            q = q.filter(report_file::Column::FiscalYear.eq(v));
+        }
+        if let Some(v) = filter.quarter {
+            q = q.filter(report_file::Column::Quarter.eq(v));
+        }
+        if let Some(v) = filter.section {
+            q = q.filter(report_file::Column::Section.eq(v));
+        }
+        if filter.latest_only {
+            q = q.filter(Expr::cust(
+                "NOT EXISTS (SELECT 1 FROM report_files newer \
+                 WHERE newer.stt_id = report_files.stt_id \
+                 AND newer.fiscal_year = report_files.fiscal_year \
+                 AND newer.quarter = report_files.quarter \
+                 AND newer.section = report_files.section \
+                 AND newer.version > report_files.version)",
+            ));
+        }
+        q
+    }
+
+    /// One page of the files in reach that match `filter`.
+    pub async fn list(&self, filter: &Filter, page: PageRequest) -> AppResult<Page> {
+        let first = PageRequest::size(page.first, "first")?;
+        let last = PageRequest::size(page.last, "last")?;
+        if first.is_some() && last.is_some() {
+            return Err(AppError::bad_input("pass `first` or `last`, not both"));
+        }
+        let mut q = self.filtered(filter);
+        if let Some(after) = page.after {
+            q = q.filter(report_file::Column::Seq.lt(after));
+        }
+        if let Some(before) = page.before {
+            q = q.filter(report_file::Column::Seq.gt(before));
+        }
+        if let Some(last) = last {
+            // Walk backwards from `before`, then present newest first.
+            let mut items = q
+                .order_by_asc(report_file::Column::Seq)
+                .limit(last + 1)
+                .all(&self.db.conn)
+                .await?;
+            let has_previous_page = items.len() as u64 > last;
+            items.truncate(last as usize);
+            items.reverse();
+            Ok(Page {
+                items,
+                has_previous_page,
+                has_next_page: page.before.is_some(),
+            })
+        } else {
+            let first = first.unwrap_or(DEFAULT_PAGE);
+            let mut items = q
+                .order_by_desc(report_file::Column::Seq)
+                .limit(first + 1)
+                .all(&self.db.conn)
+                .await?;
+            let has_next_page = items.len() as u64 > first;
+            items.truncate(first as usize);
+            Ok(Page {
+                items,
+                has_previous_page: page.after.is_some(),
+                has_next_page,
+            })
+        }
+    }
+
+    /// How many files in reach match `filter`.
+    pub async fn count(&self, filter: &Filter) -> AppResult<u64> {
+        Ok(self.filtered(filter).count(&self.db.conn).await?)
+    }
+
+    /// Every version in reach of `file`'s slot, newest first.
+    pub async fn versions(&self, file: &report_file::Model) -> AppResult<Vec<report_file::Model>> {
+        Ok(report_file::Entity::find()
+            .filter(self.file_condition())
+            .filter(Slot::of(file).condition())
+            .order_by_desc(report_file::Column::Version)
+            .all(&self.db.conn)
+            .await?)
+    }
+
+    /// The highest version of each slot, in one statement. Slots come from
+    /// files in reach; so do the versions counted.
+    pub async fn latest_versions(&self, slots: &[Slot]) -> AppResult<HashMap<Slot, i32>> {
+        if slots.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let any = slots
+            .iter()
+            .fold(Condition::any(), |c, s| c.add(s.condition()));
+        let rows: Vec<(i32, i32, Quarter, Section, i32)> = report_file::Entity::find()
+            .select_only()
+            .column(report_file::Column::SttId)
+            .column(report_file::Column::FiscalYear)
+            .column(report_file::Column::Quarter)
+            .column(report_file::Column::Section)
+            .expr(Func::max(Expr::col(report_file::Column::Version)))
+            .filter(self.file_condition())
+            .filter(any)
+            .group_by(report_file::Column::SttId)
+            .group_by(report_file::Column::FiscalYear)
+            .group_by(report_file::Column::Quarter)
+            .group_by(report_file::Column::Section)
+            .into_tuple()
+            .all(&self.db.conn)
+            .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(stt_id, fiscal_year, quarter, section, v)| {
+                let slot = Slot {
+                    stt_id,
+                    fiscal_year,
+                    quarter,
+                    section,
+                };
+                (slot, v)
+            })
+            .collect())
+    }
+}

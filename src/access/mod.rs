@@ -1,0 +1,340 @@
+//! Authorization, and the only way to the data: the role table of
+//! PRODUCT.md, in one place.
+//!
+//! A request's `Access` (made by the `Gate` from a verified token) hands out
+//! capabilities: `reference()`, `files()`, `downloads()`, `upload(stt)`,
+//! `people()`, `audit()`, `user_admin()`. Each capability carries its scope
+//! and the database connection, and the queries live on the capabilities
+//! (in this module's children), with the scope turned into SQL conditions.
+//! A capability can only be made here and nothing outside this module can
+//! read its connection, so a resolver, loader or handler has no way to the
+//! database except through one: a query that forgets the rules does not
+//! compile.
+
+mod events;
+mod files;
+mod gate;
+mod reference;
+mod uploads;
+mod users;
+
+use std::sync::Arc;
+
+use entity::{Role, UserStatus, user};
+use sea_orm::DatabaseConnection;
+
+pub use events::{AuditLog, NewDownloadEvent};
+pub use files::{DEFAULT_PAGE, FileCache, Filter, MAX_PAGE, Page, PageRequest, Slot};
+pub use gate::Gate;
+pub use uploads::NewReportFile;
+pub use users::{AccessChange, Operator};
+
+use crate::error::{AppError, AppResult};
+
+/// The signed-in user and what they cover.
+#[derive(Debug, Clone)]
+pub struct Principal {
+    pub user: user::Model,
+    /// Regions of a `REGIONAL_STAFF` user; empty for everyone else.
+    pub region_ids: Vec<i32>,
+}
+
+/// Who is asking: nobody, or a user known to the database.
+#[derive(Debug, Clone)]
+pub enum Caller {
+    Anonymous,
+    User(Arc<Principal>),
+}
+
+/// The caller of one request, and the capabilities they can be given.
+#[derive(Clone)]
+pub struct Access {
+    caller: Caller,
+    db: Db,
+}
+
+impl std::fmt::Debug for Access {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("Access").field(&self.caller).finish()
+    }
+}
+
+/// The connection and the per-instance file cache, as capabilities hold them.
+#[derive(Clone)]
+struct Db {
+    conn: DatabaseConnection,
+    files: FileCache,
+}
+
+/// Which STTs' data a capability reaches.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Reach {
+    All,
+    Stt(i32),
+    Regions(Vec<i32>),
+    Nothing,
+}
+
+/// Reads STT and region reference data by id (any signed-in user: it is
+/// public reference data, named by files and users they can see).
+#[derive(Clone)]
+pub struct Reference {
+    db: DatabaseConnection,
+}
+
+/// Reads report files (and the STTs they belong to) within a reach.
+#[derive(Clone)]
+pub struct Files {
+    db: Db,
+    reach: Reach,
+}
+
+/// Stores new versions for one STT, as one uploader.
+#[derive(Clone)]
+pub struct UploadGrant {
+    db: DatabaseConnection,
+    stt_id: i32,
+    uploader_id: i64,
+}
+
+/// Reads users by id: the uploaders of files and the users in the audit.
+#[derive(Clone)]
+pub struct People {
+    db: DatabaseConnection,
+}
+
+/// Lists users and reads the download audit (OFA and system admins).
+#[derive(Clone)]
+pub struct Audit {
+    db: DatabaseConnection,
+}
+
+/// Approves users and sets their roles (system admins).
+#[derive(Clone)]
+pub struct UserAdmin {
+    db: DatabaseConnection,
+}
+
+impl Access {
+    fn new(caller: Caller, db: Db) -> Self {
+        Access { caller, db }
+    }
+
+    pub fn caller(&self) -> &Caller {
+        &self.caller
+    }
+
+    /// The caller, whatever their status: enough for `me`.
+    pub fn principal(&self) -> AppResult<&Principal> {
+        match &self.caller {
+            Caller::Anonymous => Err(AppError::Unauthenticated),
+            Caller::User(p) => Ok(p),
+        }
+    }
+
+    /// An approved user with a role: everything but `me` needs one.
+    fn active(&self) -> AppResult<(&Principal, Role)> {
+        let p = self.principal()?;
+        match (p.user.status, p.user.role) {
+            (UserStatus::Approved, Some(role)) => Ok((p, role)),
+            _ => Err(AppError::Forbidden),
+        }
+    }
+
+    fn reach(p: &Principal, role: Role) -> Reach {
+        match role {
+            Role::OfaAdmin | Role::SystemAdmin => Reach::All,
+            Role::DataAnalyst => p.user.stt_id.map_or(Reach::Nothing, Reach::Stt),
+            Role::RegionalStaff => Reach::Regions(p.region_ids.clone()),
+        }
+    }
+
+    /// STT and region reference data: any signed-in user, whatever their
+    /// status (a pending user's `me { stt }` reads it).
+    pub fn reference(&self) -> AppResult<Reference> {
+        self.principal()?;
+        Ok(Reference {
+            db: self.db.conn.clone(),
+        })
+    }
+
+    /// Files (and STTs) the caller may list and see.
+    pub fn files(&self) -> AppResult<Files> {
+        let (p, role) = self.active()?;
+        Ok(Files {
+            db: self.db.clone(),
+            reach: Self::reach(p, role),
+        })
+    }
+
+    /// Files the caller may download: like `files`, but regional staff
+    /// review metadata only.
+    pub fn downloads(&self) -> AppResult<Files> {
+        let (p, role) = self.active()?;
+        Ok(Files {
+            db: self.db.clone(),
+            reach: match role {
+                Role::RegionalStaff => Reach::Nothing,
+                _ => Self::reach(p, role),
+            },
+        })
+    }
+
+    /// The right to upload for `stt_id`, refused with `FORBIDDEN`.
+    pub fn upload(&self, stt_id: i32) -> AppResult<UploadGrant> {
+        let (p, role) = self.active()?;
+        let allowed = match role {
+            Role::OfaAdmin | Role::SystemAdmin => true,
+            Role::DataAnalyst => p.user.stt_id == Some(stt_id),
+            Role::RegionalStaff => false,
+        };
+        if !allowed {
+            return Err(AppError::Forbidden);
+        }
+        Ok(UploadGrant {
+            db: self.db.conn.clone(),
+            stt_id,
+            uploader_id: p.user.id,
+        })
+    }
+
+    /// Users by id, as files and events name them: approved users.
+    pub fn people(&self) -> AppResult<People> {
+        self.active()?;
+        Ok(People {
+            db: self.db.conn.clone(),
+        })
+    }
+
+    pub fn audit(&self) -> AppResult<Audit> {
+        match self.active()?.1 {
+            Role::OfaAdmin | Role::SystemAdmin => Ok(Audit {
+                db: self.db.conn.clone(),
+            }),
+            _ => Err(AppError::Forbidden),
+        }
+    }
+
+    pub fn user_admin(&self) -> AppResult<UserAdmin> {
+        match self.active()?.1 {
+            Role::SystemAdmin => Ok(UserAdmin {
+                db: self.db.conn.clone(),
+            }),
+            _ => Err(AppError::Forbidden),
+        }
+    }
+}
+
+impl UploadGrant {
+    pub fn stt_id(&self) -> i32 {
+        self.stt_id
+    }
+
+    pub fn uploader_id(&self) -> i64 {
+        self.uploader_id
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn principal(role: Option<Role>, status: UserStatus, stt: Option<i32>) -> Access {
+        let user = user::Model {
+            id: 7,
+            subject: "s".into(),
+            email: None,
+            name: None,
+            role,
+            stt_id: stt,
+            status,
+            created_at: chrono::Utc::now(),
+            last_login_at: None,
+        };
+        Access::new(
+            Caller::User(Arc::new(Principal {
+                user,
+                region_ids: vec![1],
+            })),
+            Db {
+                conn: DatabaseConnection::default(),
+                files: FileCache::new(),
+            },
+        )
+    }
+
+    fn anonymous() -> Access {
+        Access::new(
+            Caller::Anonymous,
+            Db {
+                conn: DatabaseConnection::default(),
+                files: FileCache::new(),
+            },
+        )
+    }
+
+    #[test]
+    fn analysts_upload_only_for_their_own_stt() {
+        let a = principal(Some(Role::DataAnalyst), UserStatus::Approved, Some(5));
+        assert_eq!(a.upload(5).unwrap().uploader_id(), 7);
+        assert!(matches!(a.upload(6), Err(AppError::Forbidden)));
+    }
+
+    #[test]
+    fn regional_staff_may_not_upload_or_download() {
+        let a = principal(Some(Role::RegionalStaff), UserStatus::Approved, None);
+        assert!(matches!(a.upload(1), Err(AppError::Forbidden)));
+        assert_eq!(a.downloads().unwrap().reach, Reach::Nothing);
+        assert_eq!(a.files().unwrap().reach, Reach::Regions(vec![1]));
+    }
+
+    #[test]
+    fn pending_and_deactivated_users_only_have_me() {
+        for status in [UserStatus::Pending, UserStatus::Deactivated] {
+            let a = principal(Some(Role::SystemAdmin), status, None);
+            assert!(a.principal().is_ok());
+            assert!(a.reference().is_ok(), "me {{ stt }} reads reference data");
+            assert!(matches!(a.files(), Err(AppError::Forbidden)));
+            assert!(matches!(a.people(), Err(AppError::Forbidden)));
+            assert!(matches!(a.upload(1), Err(AppError::Forbidden)));
+            assert!(matches!(a.audit(), Err(AppError::Forbidden)));
+            assert!(matches!(a.user_admin(), Err(AppError::Forbidden)));
+        }
+    }
+
+    #[test]
+    fn anonymous_callers_are_unauthenticated() {
+        let a = anonymous();
+        assert!(matches!(a.principal(), Err(AppError::Unauthenticated)));
+        assert!(matches!(a.reference(), Err(AppError::Unauthenticated)));
+        assert!(matches!(a.files(), Err(AppError::Unauthenticated)));
+    }
+
+    #[test]
+    fn scopes_tell_which_stts_they_reach() {
+        let a = principal(Some(Role::DataAnalyst), UserStatus::Approved, Some(5));
+        assert_eq!(a.downloads().unwrap().reaches_stt(5), Some(true));
+        assert_eq!(a.downloads().unwrap().reaches_stt(6), Some(false));
+        let r = principal(Some(Role::RegionalStaff), UserStatus::Approved, None);
+        assert_eq!(r.downloads().unwrap().reaches_stt(5), Some(false));
+        assert_eq!(
+            r.files().unwrap().reaches_stt(5),
+            None,
+            "regions need the database"
+        );
+        let o = principal(Some(Role::OfaAdmin), UserStatus::Approved, None);
+        assert_eq!(o.downloads().unwrap().reaches_stt(99), Some(true));
+    }
+
+    #[test]
+    fn only_system_admins_manage_users() {
+        let ofa = principal(Some(Role::OfaAdmin), UserStatus::Approved, None);
+        assert!(ofa.audit().is_ok());
+        assert!(matches!(ofa.user_admin(), Err(AppError::Forbidden)));
+        let sys = principal(Some(Role::SystemAdmin), UserStatus::Approved, None);
+        assert!(sys.user_admin().is_ok());
+        let analyst = principal(Some(Role::DataAnalyst), UserStatus::Approved, Some(5));
+        assert!(matches!(analyst.audit(), Err(AppError::Forbidden)));
+        assert!(analyst.people().is_ok());
+    }
+}

@@ -1,0 +1,129 @@
+//! Key material, read when the server (or a CLI command) starts: the files
+//! that configuration names, and the development secret, made on first use.
+
+use std::path::Path;
+
+use jsonwebtoken::jwk::JwkSet;
+use secrecy::{ExposeSecret, SecretBox};
+
+use crate::config::{Hs256Secret, TokenConfig};
+
+#[derive(Debug, thiserror::Error)]
+pub enum KeyError {
+    #[error("{var}: cannot read `{path}`: {source}")]
+    Read {
+        var: &'static str,
+        path: String,
+        source: std::io::Error,
+    },
+    #[error(
+        "JWT_HS256_SECRET is unset, and the development secret file `{path}` could not be used: {source}"
+    )]
+    DevelopmentSecret {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("JWT_HS256_SECRET cannot be used as a key")]
+    BadSecret,
+    #[error("JWT_PUBLIC_KEY_FILE is neither an RSA nor an EC public key in PEM form")]
+    BadPem,
+    #[error("JWT_JWKS_FILE is not a valid JWKS document: {0}")]
+    BadJwks(String),
+}
+
+/// What the configured key files and secret hold.
+pub(super) struct KeyMaterial {
+    pub hs256_secret: Option<SecretBox<[u8]>>,
+    pub public_key_pem: Option<Vec<u8>>,
+    pub jwks: Option<JwkSet>,
+}
+
+pub(super) fn load(cfg: &TokenConfig) -> Result<KeyMaterial, KeyError> {
+    let hs256_secret = match &cfg.hs256_secret {
+        None => None,
+        Some(Hs256Secret::Given(s)) => Some(secret_bytes(s.expose_secret().as_bytes())),
+        Some(Hs256Secret::DevelopmentFile(path)) => Some(development_secret(path).map_err(
+            |source| KeyError::DevelopmentSecret {
+                path: path.display().to_string(),
+                source,
+            },
+        )?),
+    };
+    let public_key_pem = cfg
+        .public_key_file
+        .as_deref()
+        .map(|p| read("JWT_PUBLIC_KEY_FILE", p))
+        .transpose()?;
+    let jwks = cfg
+        .jwks_file
+        .as_deref()
+        .map(|p| read("JWT_JWKS_FILE", p))
+        .transpose()?
+        .map(|bytes| serde_json::from_slice(&bytes).map_err(|e| KeyError::BadJwks(e.to_string())))
+        .transpose()?;
+    Ok(KeyMaterial {
+        hs256_secret,
+        public_key_pem,
+        jwks,
+    })
+}
+
+fn secret_bytes(bytes: &[u8]) -> SecretBox<[u8]> {
+    SecretBox::new(bytes.to_vec().into_boxed_slice())
+}
+
+fn read(var: &'static str, path: &Path) -> Result<Vec<u8>, KeyError> {
+    std::fs::read(path).map_err(|source| KeyError::Read {
+        var,
+        path: path.display().to_string(),
+        source,
+    })
+}
+
+/// Reads the development secret, creating a random one on first use.
+fn development_secret(path: &Path) -> std::io::Result<SecretBox<[u8]>> {
+    match std::fs::read_to_string(path) {
+        Ok(s) if s.trim().len() >= 32 => Ok(secret_bytes(s.trim().as_bytes())),
+        _ => {
+            use rand::Rng;
+            let secret: String = rand::rng()
+                .sample_iter(rand::distr::Alphanumeric)
+                .take(48)
+                .map(char::from)
+                .collect();
+            if let Some(dir) = path.parent() {
+                std::fs::create_dir_all(dir)?;
+            }
+            std::fs::write(path, &secret)?;
+            Ok(secret_bytes(secret.as_bytes()))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::tests::config;
+
+    #[test]
+    fn the_development_secret_is_made_once_and_then_reused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("nested/dev-secret");
+        let first = development_secret(&path).unwrap();
+        let second = development_secret(&path).unwrap();
+        assert_eq!(first.expose_secret().len(), 48);
+        assert_eq!(first.expose_secret(), second.expose_secret());
+    }
+
+    #[test]
+    fn an_unreadable_key_file_names_its_variable_and_path() {
+        let cfg = config(&[
+            ("JWT_ALGORITHMS", "RS256"),
+            ("JWT_PUBLIC_KEY_FILE", "/nonexistent/key.pem"),
+        ])
+        .unwrap();
+        let err = load(&cfg.tokens).err().unwrap().to_string();
+        assert!(err.contains("JWT_PUBLIC_KEY_FILE"), "{err}");
+        assert!(err.contains("/nonexistent/key.pem"), "{err}");
+    }
+}

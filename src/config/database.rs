@@ -1,0 +1,57 @@
+//! Where metadata lives.
+
+use secrecy::{ExposeSecret, SecretString};
+
+use super::{ConfigError, Vars};
+
+pub const DEFAULT_DATABASE_URL: &str = "sqlite://./data/reportfiles.db?mode=rwc";
+
+/// The URL may carry a password, so it is kept as a secret.
+#[derive(Debug, Clone)]
+pub struct DatabaseConfig {
+    url: SecretString,
+}
+
+impl DatabaseConfig {
+    pub(crate) fn parse(env: &Vars<'_>) -> Result<Self, ConfigError> {
+        let url = env
+            .get("DATABASE_URL")
+            .unwrap_or_else(|| DEFAULT_DATABASE_URL.into());
+        let url = url.trim().to_string();
+        if !(url.starts_with("sqlite:") || url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+            return Err(ConfigError::new(
+                "DATABASE_URL",
+                "must be sqlite://PATH?mode=rwc or postgres://USER@HOST:PORT/DATABASE",
+            ));
+        }
+        Ok(DatabaseConfig {
+            url: SecretString::from(url),
+        })
+    }
+
+    pub fn url(&self) -> &str {
+        self.url.expose_secret()
+    }
+
+    pub fn is_sqlite(&self) -> bool {
+        self.url().starts_with("sqlite:")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::config::tests::config;
+
+    #[test]
+    fn the_default_is_a_sqlite_file_under_data() {
+        let c = config(&[]).unwrap();
+        assert_eq!(c.database.url(), super::DEFAULT_DATABASE_URL);
+        assert!(c.database.is_sqlite());
+    }
+
+    #[test]
+    fn an_unknown_scheme_is_refused_naming_the_variable() {
+        let err = config(&[("DATABASE_URL", "mysql://x")]).unwrap_err();
+        assert_eq!(err.name, "DATABASE_URL");
+    }
+}
