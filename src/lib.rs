@@ -20,7 +20,7 @@ pub mod access;
 pub mod app;
 pub mod auth;
 pub mod config;
-pub mod db;
+mod db;
 pub mod error;
 pub mod graphql;
 pub mod http;

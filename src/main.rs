@@ -9,7 +9,7 @@ use reportfiles::{
     access::{AccessChange, Operator},
     auth::Tokens,
     config::Config,
-    db, server,
+    server,
 };
 use tracing_subscriber::{EnvFilter, fmt, prelude::*};
 
@@ -129,9 +129,7 @@ type Error = Box<dyn std::error::Error>;
 
 /// A connection for a command, with the schema brought up to date.
 async fn operator(config: &Config) -> Result<Operator, Error> {
-    let conn = db::connect(&config.database, Default::default()).await?;
-    db::prepare(&conn).await?;
-    Ok(Operator::new(conn))
+    Ok(Operator::connect(&config.database).await?)
 }
 
 async fn run(command: Command, config: Config) -> Result<(), Error> {

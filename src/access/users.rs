@@ -12,7 +12,10 @@ use sea_orm::{
 
 use super::{Access, Audit, Caller, Db, FileCache, People, Principal, UserAdmin};
 use crate::{
+    app::StartError,
     auth::Claims,
+    config::DatabaseConfig,
+    db,
     error::{AppError, AppResult},
 };
 
@@ -147,6 +150,15 @@ pub struct Operator {
 }
 
 impl Operator {
+    /// The operator's own connection, with the schema brought up to date
+    /// and the reference data loaded.
+    pub async fn connect(config: &DatabaseConfig) -> Result<Self, StartError> {
+        let db = db::connect(config, Default::default()).await?;
+        db::prepare(&db).await.map_err(StartError::Prepare)?;
+        Ok(Operator { db })
+    }
+
+    /// The operator on a connection the caller opened (test harnesses).
     pub fn new(db: DatabaseConnection) -> Self {
         Operator { db }
     }

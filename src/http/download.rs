@@ -385,6 +385,94 @@ mod tests {
         );
     }
 
+    fn meta() -> Meta {
+        Meta {
+            etag: "\"abc\"".into(),
+            modified: httpdate::parse_http_date("Sun, 29 Nov 2026 10:00:00 GMT").unwrap(),
+            size: 100,
+        }
+    }
+
+    fn headers(pairs: &[(header::HeaderName, &str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.append(k.clone(), HeaderValue::from_str(v).unwrap());
+        }
+        h
+    }
+
+    fn range(pairs: &[(header::HeaderName, &str)]) -> Result<Option<RangeInclusive<u64>>, ()> {
+        requested_range(&headers(pairs), &meta())
+    }
+
+    #[test]
+    fn one_range_of_any_form_is_honoured() {
+        assert_eq!(range(&[]), Ok(None));
+        assert_eq!(range(&[(header::RANGE, "bytes=0-9")]), Ok(Some(0..=9)));
+        assert_eq!(range(&[(header::RANGE, "bytes=90-")]), Ok(Some(90..=99)));
+        assert_eq!(range(&[(header::RANGE, "bytes=-5")]), Ok(Some(95..=99)));
+        assert_eq!(
+            range(&[(header::RANGE, "bytes=50-500")]),
+            Ok(Some(50..=99)),
+            "an end past the file is clamped"
+        );
+    }
+
+    #[test]
+    fn a_range_past_the_end_is_unsatisfiable() {
+        assert_eq!(range(&[(header::RANGE, "bytes=100-")]), Err(()));
+        assert_eq!(range(&[(header::RANGE, "bytes=200-300")]), Err(()));
+    }
+
+    #[test]
+    fn malformed_and_multiple_ranges_are_ignored() {
+        for raw in ["bytes=a-b", "items=0-1", "bytes=5-1", "bytes=0-1,5-6", "bytes="] {
+            assert_eq!(range(&[(header::RANGE, raw)]), Ok(None), "{raw}");
+        }
+    }
+
+    #[test]
+    fn if_range_keeps_the_range_only_for_the_current_representation() {
+        let r = (header::RANGE, "bytes=0-9");
+        assert_eq!(
+            range(&[r.clone(), (header::IF_RANGE, "\"abc\"")]),
+            Ok(Some(0..=9))
+        );
+        assert_eq!(range(&[r.clone(), (header::IF_RANGE, "\"old\"")]), Ok(None));
+        assert_eq!(
+            range(&[r.clone(), (header::IF_RANGE, "Sun, 29 Nov 2026 10:00:00 GMT")]),
+            Ok(Some(0..=9))
+        );
+        assert_eq!(
+            range(&[r, (header::IF_RANGE, "Sun, 29 Nov 2026 09:00:00 GMT")]),
+            Ok(None)
+        );
+    }
+
+    #[test]
+    fn if_none_match_decides_before_if_modified_since() {
+        let m = meta();
+        let later = "Mon, 30 Nov 2026 10:00:00 GMT";
+        let earlier = "Sat, 28 Nov 2026 10:00:00 GMT";
+        assert!(not_modified(&headers(&[(header::IF_NONE_MATCH, "\"abc\"")]), &m));
+        assert!(not_modified(&headers(&[(header::IF_NONE_MATCH, "*")]), &m));
+        assert!(!not_modified(&headers(&[(header::IF_NONE_MATCH, "\"x\"")]), &m));
+        assert!(
+            !not_modified(
+                &headers(&[
+                    (header::IF_NONE_MATCH, "\"x\""),
+                    (header::IF_MODIFIED_SINCE, later)
+                ]),
+                &m
+            ),
+            "If-Modified-Since counts only without If-None-Match"
+        );
+        assert!(not_modified(&headers(&[(header::IF_MODIFIED_SINCE, later)]), &m));
+        assert!(!not_modified(&headers(&[(header::IF_MODIFIED_SINCE, earlier)]), &m));
+        assert!(!not_modified(&headers(&[(header::IF_MODIFIED_SINCE, "garbage")]), &m));
+        assert!(!not_modified(&HeaderMap::new(), &m));
+    }
+
     #[test]
     fn etag_lists_match_strong_weak_and_star() {
         assert!(etag_list_matches("\"a\", \"b\"", "\"b\""));

@@ -440,3 +440,78 @@ fn respond(mut response: async_graphql::Response, response_type: ResponseType) -
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn accept(value: &str) -> Option<ResponseType> {
+        let mut h = HeaderMap::new();
+        h.insert(header::ACCEPT, HeaderValue::from_str(value).unwrap());
+        negotiate(&h)
+    }
+
+    #[test]
+    fn no_accept_or_a_wildcard_gets_application_json() {
+        assert_eq!(negotiate(&HeaderMap::new()), Some(ResponseType::Json));
+        assert_eq!(accept("*/*"), Some(ResponseType::Json));
+        assert_eq!(accept("application/*"), Some(ResponseType::Json));
+        assert_eq!(
+            accept("text/html, application/xhtml+xml, */*;q=0.8"),
+            Some(ResponseType::Json)
+        );
+    }
+
+    #[test]
+    fn graphql_response_json_named_outright_wins_a_tie() {
+        assert_eq!(
+            accept("application/graphql-response+json"),
+            Some(ResponseType::GraphqlResponseJson)
+        );
+        assert_eq!(
+            accept("application/graphql-response+json, application/json"),
+            Some(ResponseType::GraphqlResponseJson)
+        );
+        assert_eq!(
+            accept("application/json, application/graphql-response+json"),
+            Some(ResponseType::GraphqlResponseJson)
+        );
+    }
+
+    #[test]
+    fn quality_values_decide() {
+        assert_eq!(
+            accept("application/graphql-response+json;q=0.5, application/json"),
+            Some(ResponseType::Json)
+        );
+        assert_eq!(
+            accept("application/json;q=0.1, application/graphql-response+json;q=0.9"),
+            Some(ResponseType::GraphqlResponseJson)
+        );
+        assert_eq!(
+            accept("application/json;q=0, */*"),
+            Some(ResponseType::GraphqlResponseJson),
+            "a refused application/json leaves the wildcard to the other type"
+        );
+    }
+
+    #[test]
+    fn an_accept_that_allows_neither_is_none() {
+        assert_eq!(accept("text/html"), None);
+        assert_eq!(accept("application/xml, text/*"), None);
+        assert_eq!(accept("*/*;q=0"), None);
+    }
+
+    #[test]
+    fn a_range_with_a_malformed_quality_is_ignored() {
+        assert_eq!(
+            accept("application/json;q=nonsense"),
+            Some(ResponseType::Json),
+            "as if there were no Accept at all"
+        );
+        assert_eq!(
+            accept("application/graphql-response+json;q=x, text/html"),
+            None
+        );
+    }
+}
