@@ -1,10 +1,8 @@
 //! Operations: health, readiness, request ids, seeding, the CLI, the schema file.
 
-mod common;
-
 use std::process::Command;
 
-use common::{TestApp, error_codes};
+use crate::common::{TestApp, db_tests, error_codes};
 use reportfiles::service::seed;
 use sea_orm::{EntityTrait, PaginatorTrait};
 use serde_json::json;

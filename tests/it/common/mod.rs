@@ -646,15 +646,13 @@ pub fn error_codes(body: &Value) -> Vec<String> {
 
 /// Runs each named `async fn(TestApp)` on the two storage backends: the
 /// local folder (with SQLite) and SeaweedFS S3 (with PostgreSQL).
-#[macro_export]
-#[allow(clippy::crate_in_macro_def)] // each test binary has its own `common`
 macro_rules! storage_tests {
     ($($name:ident),* $(,)?) => {
         mod local_sqlite {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $name() {
-                    use crate::common::{Db, TestApp};
+                    use $crate::common::{Db, TestApp};
                     super::$name(TestApp::new(Db::Sqlite, None, &[]).await).await
                 }
             )*
@@ -663,7 +661,7 @@ macro_rules! storage_tests {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $name() {
-                    use crate::common::{Db, S3Server, TestApp};
+                    use $crate::common::{Db, S3Server, TestApp};
                     let s3 = S3Server::shared();
                     super::$name(TestApp::new(Db::Postgres, Some(&s3), &[]).await).await
                 }
@@ -671,17 +669,16 @@ macro_rules! storage_tests {
         }
     };
 }
+pub(crate) use storage_tests;
 
 /// Runs each named `async fn(TestApp)` against SQLite and against PostgreSQL.
-#[macro_export]
-#[allow(clippy::crate_in_macro_def)] // each test binary has its own `common`
 macro_rules! db_tests {
     ($($name:ident),* $(,)?) => {
         mod sqlite {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $name() {
-                    super::$name(crate::common::TestApp::sqlite().await).await
+                    super::$name($crate::common::TestApp::sqlite().await).await
                 }
             )*
         }
@@ -689,9 +686,10 @@ macro_rules! db_tests {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $name() {
-                    super::$name(crate::common::TestApp::postgres().await).await
+                    super::$name($crate::common::TestApp::postgres().await).await
                 }
             )*
         }
     };
 }
+pub(crate) use db_tests;

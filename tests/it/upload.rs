@@ -1,8 +1,6 @@
 //! `uploadReportFile`: GraphQL multipart uploads streamed into storage.
 
-mod common;
-
-use common::{ALABAMA, ALASKA, Db, S3Server, TestApp, UPLOAD, error_codes};
+use crate::common::{ALABAMA, ALASKA, Db, S3Server, TestApp, UPLOAD, error_codes, storage_tests};
 use entity::{Role, UserStatus};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};

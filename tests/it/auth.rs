@@ -1,9 +1,7 @@
 //! Tokens: which are accepted, which are refused, and the session cookie.
 
-mod common;
-
+use crate::common::{TestApp, db_tests, error_codes, fixture};
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
-use common::{TestApp, error_codes, fixture};
 use jsonwebtoken::{Algorithm, EncodingKey, Header, encode};
 use reportfiles::auth::now_secs;
 use serde_json::{Value, json};

@@ -1,9 +1,7 @@
 //! The role table of PRODUCT.md, checked role by role against own and other
 //! STTs through every read query.
 
-mod common;
-
-use common::{ALABAMA, ALABAMA_REGION, ALASKA, TestApp, error_codes};
+use crate::common::{ALABAMA, ALABAMA_REGION, ALASKA, TestApp, db_tests, error_codes};
 use entity::{Quarter, Role, Section, UserStatus};
 use serde_json::{Value, json};
 

@@ -1,9 +1,7 @@
 //! `GET`/`HEAD /v1/report-files/{id}/download`: streaming, headers, ranges,
 //! conditional requests, refusals, faults, and the audit trail.
 
-mod common;
-
-use common::{ALABAMA, ALASKA, Db, S3Server, TestApp};
+use crate::common::{ALABAMA, ALASKA, Db, S3Server, TestApp, storage_tests};
 use entity::DownloadOutcome;
 use futures_util::StreamExt;
 use serde_json::{Value, json};
@@ -127,7 +125,7 @@ async fn hostile_file_names_are_safe_in_the_header(app: TestApp) {
             text(3),
         )
         .await;
-    assert_eq!(common::error_codes(&body), vec!["BAD_USER_INPUT"]);
+    assert_eq!(crate::common::error_codes(&body), vec!["BAD_USER_INPUT"]);
 }
 
 async fn ranges_give_206_with_content_range(app: TestApp) {
@@ -483,7 +481,7 @@ async fn admins_read_the_download_audit(app: TestApp) {
     let body = app
         .gql(Some(&token), q, json!({ "id": f.id.to_string() }))
         .await;
-    assert_eq!(common::error_codes(&body), vec!["FORBIDDEN"]);
+    assert_eq!(crate::common::error_codes(&body), vec!["FORBIDDEN"]);
 }
 
 storage_tests!(

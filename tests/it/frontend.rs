@@ -2,9 +2,7 @@
 //! configured origins only, and GraphiQL served without any CDN. The same
 //! paths are driven by a real browser in `clients/` (scripts/test-clients).
 
-mod common;
-
-use common::TestApp;
+use crate::common::TestApp;
 use reqwest::Response;
 
 const FRONTEND: &str = "https://portal.example.gov";
@@ -234,6 +232,10 @@ async fn introspection_whose_type_lists_fan_out_is_refused() {
     let app = TestApp::sqlite().await;
     let fan_out = "{ __schema { types { fields { type { fields { type { fields { type { fields { name } } } } } } } } } }";
     let body = app.gql(None, fan_out, serde_json::json!({})).await;
-    assert_eq!(common::error_codes(&body), vec!["BAD_USER_INPUT"], "{body}");
+    assert_eq!(
+        crate::common::error_codes(&body),
+        vec!["BAD_USER_INPUT"],
+        "{body}"
+    );
     assert!(body.get("data").is_none(), "{body}");
 }

@@ -1,9 +1,7 @@
 //! The MUST (and chosen SHOULD) rules of the GraphQL-over-HTTP specification
 //! (https://graphql.github.io/graphql-over-http/draft/), one per test.
 
-mod common;
-
-use common::{TestApp, error_codes};
+use crate::common::{TestApp, error_codes};
 use reqwest::{Method, Response};
 use serde_json::{Value, json};
 

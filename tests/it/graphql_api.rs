@@ -1,8 +1,6 @@
 //! The GraphQL endpoint: files, pagination, batching, and hostile requests.
 
-mod common;
-
-use common::{ALABAMA, ALASKA, TestApp, error_codes};
+use crate::common::{ALABAMA, ALASKA, TestApp, db_tests, error_codes};
 use entity::{Quarter, Section};
 use serde_json::{Value, json};
 
