@@ -1,9 +1,10 @@
 //! The role table of PRODUCT.md, checked role by role against own and other
 //! STTs through every read query.
 
-use crate::common::{ALABAMA, ALABAMA_REGION, ALASKA, TestApp, db_tests, error_codes};
-use entity::{Quarter, Role, Section, UserStatus};
+use entity::{Quarter, Role, Section, UserStatus, user};
 use serde_json::{Value, json};
+
+use crate::common::{ALABAMA, ALABAMA_REGION, ALASKA, TestApp, db_tests, error_codes};
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum Sees {
@@ -83,6 +84,14 @@ const CASES: &[Case] = &[
     },
 ];
 
+impl Case {
+    /// This case's user, and a token for them.
+    async fn user(&self, app: &TestApp) -> (user::Model, String) {
+        app.user(self.who, self.role, self.stt, self.regions, self.status)
+            .await
+    }
+}
+
 struct World {
     own: String,
     other: String,
@@ -126,9 +135,7 @@ fn ids(body: &Value) -> Vec<String> {
 async fn each_role_sees_exactly_its_files(app: TestApp) {
     let w = world(&app).await;
     for case in CASES {
-        let (_, token) = app
-            .user(case.who, case.role, case.stt, case.regions, case.status)
-            .await;
+        let (_, token) = case.user(&app).await;
         let t = Some(token.as_str());
         let own = app.gql(t, FILE, json!({ "id": w.own })).await;
         let other = app.gql(t, FILE, json!({ "id": w.other })).await;
@@ -163,9 +170,7 @@ async fn each_role_sees_exactly_its_files(app: TestApp) {
 
 async fn each_role_sees_exactly_its_stts(app: TestApp) {
     for case in CASES {
-        let (_, token) = app
-            .user(case.who, case.role, case.stt, case.regions, case.status)
-            .await;
+        let (_, token) = case.user(&app).await;
         let body = app.gql(Some(&token), STTS, json!({})).await;
         match case.sees {
             Sees::Refused(code) => assert_eq!(error_codes(&body), vec![code], "{}", case.who),
@@ -196,9 +201,7 @@ async fn each_role_sees_exactly_its_stts(app: TestApp) {
 
 async fn every_user_reads_me_whatever_their_status(app: TestApp) {
     for case in CASES {
-        let (user, token) = app
-            .user(case.who, case.role, case.stt, case.regions, case.status)
-            .await;
+        let (user, token) = case.user(&app).await;
         let body = app
             .gql(Some(&token), "{ me { id subject status } }", json!({}))
             .await;
@@ -241,9 +244,7 @@ async fn anonymous_callers_are_unauthenticated_everywhere(app: TestApp) {
 
 async fn only_admins_list_users(app: TestApp) {
     for case in CASES {
-        let (_, token) = app
-            .user(case.who, case.role, case.stt, case.regions, case.status)
-            .await;
+        let (_, token) = case.user(&app).await;
         let body = app
             .gql(Some(&token), "{ users { subject } }", json!({}))
             .await;
@@ -274,9 +275,7 @@ async fn only_system_admins_set_user_access(app: TestApp) {
         .iter()
         .filter(|c| c.role != Some(Role::SystemAdmin) || c.status != UserStatus::Approved)
     {
-        let (_, token) = app
-            .user(case.who, case.role, case.stt, case.regions, case.status)
-            .await;
+        let (_, token) = case.user(&app).await;
         let body = app.gql(Some(&token), SET, vars.clone()).await;
         assert_eq!(error_codes(&body), vec!["FORBIDDEN"], "{}", case.who);
     }
