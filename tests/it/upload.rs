@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 
 use crate::common::{
     ALABAMA, ALASKA, Db, S3Server, TestApp, UPLOAD, UPLOAD_MAP, error_codes, sha256_hex,
-    storage_tests, text, upload_input, upload_operations, with_headers,
+    storage_tests, text, upload_input, upload_operations, wait_until, with_headers,
 };
 
 async fn sizes_round_trip_byte_for_byte(app: TestApp) {
@@ -461,10 +461,23 @@ async fn an_upload_cut_off_midway_leaves_nothing(app: TestApp) {
     );
     stream.write_all(request.as_bytes()).await.unwrap();
     stream.write_all(&text(7 << 20)).await.unwrap();
+    // The server is streaming the file into storage, waiting for the rest.
+    wait_until(
+        Duration::from_secs(10),
+        "the server is receiving the upload",
+        async || app.metric("reportfiles_active_uploads").await == 1,
+    )
+    .await;
     stream.shutdown().await.unwrap();
     drop(stream);
-    // The server notices, aborts the multipart upload and writes no row.
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    // The server notices, aborts the multipart upload, writes no row, and
+    // only then counts the upload as over.
+    wait_until(
+        Duration::from_secs(10),
+        "the server gives the upload up",
+        async || app.metric("reportfiles_active_uploads").await == 0,
+    )
+    .await;
     app.assert_nothing_stored("client hung up").await;
 }
 
@@ -495,7 +508,7 @@ async fn storage_failing_mid_upload_leaves_no_row() {
     let s3 = S3Server::private();
     let app = TestApp::new(Db::Sqlite, Some(&s3), &[]).await;
     let (_, token) = app.analyst("analyst", ALABAMA).await;
-    // A body that pauses after 12 MiB, long enough to stop the store.
+    // A body that pauses after 12 MiB, until the store is stopped.
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<Vec<u8>, std::io::Error>>(4);
     let body = reqwest::Body::wrap_stream(tokio_stream_from(rx));
     let upload = {
@@ -510,7 +523,17 @@ async fn storage_failing_mid_upload_leaves_no_row() {
         for _ in 0..12 {
             tx.send(Ok(text(1 << 20))).await.unwrap();
         }
-        tokio::time::sleep(Duration::from_millis(500)).await;
+        // Stop the store while the server is streaming this upload into it:
+        // it has taken what was sent, and waits for more.
+        wait_until(
+            Duration::from_secs(10),
+            "the server streams the upload",
+            async || {
+                tx.capacity() == tx.max_capacity()
+                    && app.metric("reportfiles_active_uploads").await == 1
+            },
+        )
+        .await;
         s3.stop();
         for _ in 12..40 {
             if tx.send(Ok(text(1 << 20))).await.is_err() {

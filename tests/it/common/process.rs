@@ -23,6 +23,12 @@ impl ServerProcess {
         assert!(status.success());
     }
 
+    /// Whether a new TCP connection to the server is accepted now.
+    pub async fn accepts_connections(&self) -> bool {
+        let addr = self.base.trim_start_matches("http://");
+        tokio::net::TcpStream::connect(addr).await.is_ok()
+    }
+
     /// Waits for the process to exit; fails the test if it has not `within`.
     pub async fn wait_exit(&mut self, within: Duration) -> ExitStatus {
         let child = &mut self.child;
