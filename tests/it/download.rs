@@ -8,8 +8,8 @@ use futures_util::StreamExt;
 use serde_json::{Value, json};
 
 use crate::common::{
-    ALABAMA, ALASKA, Db, S3Server, TestApp, error_codes, header, sha256_hex, storage_tests, text,
-    upload_input, wait_until,
+    ALABAMA, ALASKA, Db, S3Server, ServerProcess, TestApp, error_codes, header, sha256_hex,
+    storage_tests, text, upload_input, wait_until,
 };
 
 /// Whether every event has `outcome` and, if given, `bytes_sent`.
@@ -508,6 +508,29 @@ async fn storage_failing_mid_stream_cuts_the_connection() {
     assert!(events[0].bytes_sent < size as i64);
 }
 
+/// Starts downloading `path` from `server` and reads the first chunk: the
+/// rest of the body, and how many bytes that chunk had.
+async fn start_download(
+    app: &TestApp,
+    server: &ServerProcess,
+    token: &str,
+    path: &str,
+) -> (
+    impl futures_util::Stream<Item = reqwest::Result<bytes::Bytes>> + use<>,
+    usize,
+) {
+    let res = app
+        .client
+        .get(format!("{}{path}", server.base))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    let mut stream = res.bytes_stream();
+    let first = stream.next().await.unwrap().unwrap().len();
+    (stream, first)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_lets_a_running_download_finish_and_refuses_new_ones() {
     let app = TestApp::new(Db::Sqlite, None, &[]).await;
@@ -519,15 +542,7 @@ async fn sigterm_lets_a_running_download_finish_and_refuses_new_ones() {
     let mut server = app
         .spawn_process_with(&[("SHUTDOWN_GRACE_SECS", "20")])
         .await;
-    let res = app
-        .client
-        .get(format!("{}{}", server.base, f.url))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap();
-    let mut stream = res.bytes_stream();
-    let mut got = stream.next().await.unwrap().unwrap().len();
+    let (mut stream, mut got) = start_download(&app, &server, &token, &f.url).await;
     server.terminate();
     // The download is held up by this client, which reads no further yet.
     wait_until(
@@ -555,15 +570,7 @@ async fn after_the_grace_period_the_server_exits_anyway() {
         .spawn_process_with(&[("SHUTDOWN_GRACE_SECS", "1")])
         .await;
     // A client that reads one chunk and then stalls.
-    let res = app
-        .client
-        .get(format!("{}{}", server.base, f.url))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap();
-    let mut stream = res.bytes_stream();
-    stream.next().await.unwrap().unwrap();
+    let _stalled = start_download(&app, &server, &token, &f.url).await;
     server.terminate();
     // The stalled download would hold it forever: the grace period ends it.
     server.wait_exit(Duration::from_secs(10)).await;

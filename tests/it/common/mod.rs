@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
+pub use process::ServerProcess;
 pub use requests::{UPLOAD, UPLOAD_MAP, upload_operations};
 pub use s3::S3Server;
 pub use server::{TestApp, now_secs, schema_sdl};
