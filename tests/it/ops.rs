@@ -1,57 +1,54 @@
 //! Operations: health, readiness, request ids, seeding, the CLI, the schema file.
 
-mod common;
-
 use std::process::Command;
 
-use common::{TestApp, error_codes};
-use reportfiles::service::seed;
 use sea_orm::{EntityTrait, PaginatorTrait};
 use serde_json::json;
 
+use crate::common::{TestApp, db_tests, error_codes, header, schema_sdl};
+
 async fn health_and_readiness_answer(app: TestApp) {
-    let health = app.client.get(app.url("/healthz")).send().await.unwrap();
+    let health = app.get("/healthz").send().await.unwrap();
     assert_eq!(health.status().as_u16(), 200);
-    let ready = app.client.get(app.url("/readyz")).send().await.unwrap();
+    let ready = app.get("/readyz").send().await.unwrap();
     assert_eq!(ready.status().as_u16(), 200);
     let body: serde_json::Value = ready.json().await.unwrap();
     assert_eq!(body["database"], "ok");
 }
 
 async fn readiness_fails_when_the_database_is_gone(app: TestApp) {
-    app.state.db.clone().close().await.unwrap();
-    let ready = app.client.get(app.url("/readyz")).send().await.unwrap();
+    app.close_server_database().await;
+    let ready = app.get("/readyz").send().await.unwrap();
     assert_eq!(ready.status().as_u16(), 503);
     let body: serde_json::Value = ready.json().await.unwrap();
     assert_eq!(body["database"], "unavailable");
 }
 
 async fn every_response_carries_a_request_id(app: TestApp) {
-    let res = app.client.get(app.url("/healthz")).send().await.unwrap();
-    let id = res.headers()["x-request-id"].to_str().unwrap();
+    let res = app.get("/healthz").send().await.unwrap();
+    let id = header(&res, "x-request-id").unwrap();
     assert_eq!(uuid::Uuid::parse_str(id).unwrap().get_version_num(), 4);
     let res = app
-        .client
-        .get(app.url("/healthz"))
+        .get("/healthz")
         .header("x-request-id", "abc-123")
         .send()
         .await
         .unwrap();
     assert_eq!(
-        res.headers()["x-request-id"],
-        "abc-123",
+        header(&res, "x-request-id"),
+        Some("abc-123"),
         "a caller's id is kept"
     );
 }
 
 async fn seeding_twice_changes_nothing(app: TestApp) {
-    let stts = || entity::stt::Entity::find().count(&app.state.db);
-    let regions = || entity::region::Entity::find().count(&app.state.db);
+    let stts = || entity::stt::Entity::find().count(&app.db);
+    let regions = || entity::region::Entity::find().count(&app.db);
     assert_eq!((stts().await.unwrap(), regions().await.unwrap()), (131, 10));
-    seed::load(&app.state.db).await.unwrap();
+    app.seed_again().await;
     assert_eq!((stts().await.unwrap(), regions().await.unwrap()), (131, 10));
     let alabama = entity::stt::Entity::find_by_id(1)
-        .one(&app.state.db)
+        .one(&app.db)
         .await
         .unwrap()
         .unwrap();
@@ -62,7 +59,7 @@ async fn seeding_twice_changes_nothing(app: TestApp) {
 }
 
 async fn graphiql_is_served_when_enabled(app: TestApp) {
-    let res = app.client.get(app.url("/graphql")).send().await.unwrap();
+    let res = app.get("/graphql").send().await.unwrap();
     assert_eq!(res.status().as_u16(), 200);
     assert!(res.text().await.unwrap().contains("graphiql"));
 }
@@ -90,7 +87,7 @@ fn schema_file_matches_the_code() {
     let committed =
         std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/schema.graphql")).unwrap();
     assert!(
-        committed == reportfiles::graphql::sdl(),
+        committed == schema_sdl(),
         "schema.graphql is stale: run `cargo run -- schema > schema.graphql`"
     );
 }
@@ -99,10 +96,7 @@ fn schema_file_matches_the_code() {
 fn the_cli_prints_the_schema() {
     let out = cli(&["schema"], &[]);
     assert!(out.status.success());
-    assert_eq!(
-        String::from_utf8(out.stdout).unwrap(),
-        reportfiles::graphql::sdl()
-    );
+    assert_eq!(String::from_utf8(out.stdout).unwrap(), schema_sdl());
 }
 
 #[test]
@@ -115,7 +109,7 @@ fn an_invalid_setting_stops_the_cli_naming_the_variable() {
 #[tokio::test]
 async fn a_cli_minted_token_answers_me() {
     let app = TestApp::sqlite().await;
-    let secret = String::from_utf8(app.state.config.jwt.hs256_secret.clone().unwrap()).unwrap();
+    let secret = String::from_utf8(app.hs256_secret()).unwrap();
     let out = cli(
         &["token", "--sub", "from-cli"],
         &[("JWT_HS256_SECRET", &secret)],
@@ -138,7 +132,7 @@ async fn a_cli_minted_token_answers_me() {
 #[tokio::test]
 async fn the_cli_creates_and_approves_users() {
     let app = TestApp::sqlite().await;
-    let url = app.state.config.database_url.clone();
+    let url = app.database_url();
     let out = cli(
         &[
             "user",

@@ -1,10 +1,9 @@
 //! The GraphQL endpoint: files, pagination, batching, and hostile requests.
 
-mod common;
-
-use common::{ALABAMA, ALASKA, TestApp, error_codes};
 use entity::{Quarter, Section};
 use serde_json::{Value, json};
+
+use crate::common::{ALABAMA, ALASKA, TestApp, db_tests, error_codes};
 
 const PAGE: &str =
     "query($first: Int, $after: String, $last: Int, $before: String, $filter: ReportFileFilter) {
@@ -332,7 +331,7 @@ async fn invalid_page_arguments_are_bad_user_input(app: TestApp) {
 }
 
 async fn a_page_of_100_files_runs_a_constant_number_of_statements(app: TestApp) {
-    let (admin_user, admin) = app.admin().await;
+    let (_, admin) = app.admin().await;
     let mut uploaders = Vec::new();
     for i in 0..5 {
         uploaders.push(app.analyst(&format!("analyst{i}"), ALABAMA + i).await.0);
@@ -353,9 +352,9 @@ async fn a_page_of_100_files_runs_a_constant_number_of_statements(app: TestApp) 
         }
         // The caller is known (cached) after a first request; count a warm one.
         app.gql(Some(&admin), "{ me { id } }", json!({})).await;
-        let before = app.state.statements.get();
+        let before = app.sql_statements();
         let body = app.gql(Some(&admin), query, json!({})).await;
-        let after = app.state.statements.get();
+        let after = app.sql_statements();
         assert_eq!(
             body["data"]["reportFiles"]["edges"]
                 .as_array()
@@ -365,7 +364,6 @@ async fn a_page_of_100_files_runs_a_constant_number_of_statements(app: TestApp) 
         );
         counts.push(after - before);
     }
-    let _ = admin_user;
     assert_eq!(
         counts[0], counts[1],
         "statements grew with the page: {counts:?}"
@@ -401,8 +399,7 @@ async fn non_json_bodies_are_refused(app: TestApp) {
         ("application/json", ""),
     ] {
         let res = app
-            .client
-            .post(app.url("/graphql"))
+            .post("/graphql")
             .header("content-type", content_type)
             .body(body)
             .send()
@@ -412,13 +409,7 @@ async fn non_json_bodies_are_refused(app: TestApp) {
         let json: Value = res.json().await.unwrap();
         assert_eq!(error_codes(&json), vec!["BAD_USER_INPUT"]);
     }
-    let res = app
-        .client
-        .post(app.url("/graphql"))
-        .body("{}")
-        .send()
-        .await
-        .unwrap();
+    let res = app.post("/graphql").body("{}").send().await.unwrap();
     assert_eq!(res.status().as_u16(), 415, "no content type");
 }
 
@@ -465,10 +456,9 @@ async fn too_deep_and_too_complex_queries_are_refused(app: TestApp) {
 
 async fn oversized_bodies_are_refused_before_parsing(app: TestApp) {
     let (_, admin) = app.admin().await;
-    let padding = " ".repeat(app.state.config.graphql_body_limit_bytes + 1);
+    let padding = " ".repeat(app.graphql_body_limit() + 1);
     let res = app
-        .client
-        .post(app.url("/graphql"))
+        .post("/graphql")
         .bearer_auth(&admin)
         .header("content-type", "application/json")
         .body(format!("{{\"query\": \"{{ me {{ id }} }}{padding}\"}}"))
@@ -480,8 +470,7 @@ async fn oversized_bodies_are_refused_before_parsing(app: TestApp) {
 
 async fn graphql_response_media_type_gets_spec_status_codes(app: TestApp) {
     let send = |query: &'static str| {
-        app.client
-            .post(app.url("/graphql"))
+        app.post("/graphql")
             .header("accept", "application/graphql-response+json")
             .json(&json!({ "query": query }))
             .send()

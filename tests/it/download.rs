@@ -1,92 +1,63 @@
 //! `GET`/`HEAD /v1/report-files/{id}/download`: streaming, headers, ranges,
 //! conditional requests, refusals, faults, and the audit trail.
 
-mod common;
+use std::time::Duration;
 
-use common::{ALABAMA, ALASKA, Db, S3Server, TestApp};
-use entity::DownloadOutcome;
+use entity::{DownloadOutcome, download_event};
 use futures_util::StreamExt;
 use serde_json::{Value, json};
 
-fn input(stt: i32) -> Value {
-    json!({ "sttId": stt, "fiscalYear": 2026, "quarter": "Q1", "section": "ACTIVE_CASE_DATA" })
-}
+use crate::common::{
+    ALABAMA, ALASKA, Db, S3Server, ServerProcess, TestApp, error_codes, header, sha256_hex,
+    storage_tests, text, upload_input, wait_until,
+};
 
-fn text(len: usize) -> Vec<u8> {
-    (0..len).map(|i| b'a' + (i % 26) as u8).collect()
-}
-
-struct Uploaded {
-    id: uuid::Uuid,
-    url: String,
-    sha256: String,
-    bytes: Vec<u8>,
-}
-
-async fn upload(app: &TestApp, token: &str, stt: i32, name: &str, bytes: Vec<u8>) -> Uploaded {
-    let (_, body) = app
-        .upload(Some(token), input(stt), name, bytes.clone())
-        .await;
-    let f = &body["data"]["uploadReportFile"];
-    Uploaded {
-        id: f["id"]
-            .as_str()
-            .unwrap_or_else(|| panic!("{body}"))
-            .parse()
-            .unwrap(),
-        url: f["downloadUrl"].as_str().unwrap().to_string(),
-        sha256: f["sha256"].as_str().unwrap().to_string(),
-        bytes,
-    }
-}
-
-fn header(res: &reqwest::Response, name: &str) -> String {
-    res.headers()
-        .get(name)
-        .unwrap_or_else(|| panic!("no {name} header"))
-        .to_str()
-        .unwrap()
-        .to_string()
+/// Whether every event has `outcome` and, if given, `bytes_sent`.
+fn all_events_are(
+    events: &[download_event::Model],
+    outcome: DownloadOutcome,
+    bytes_sent: Option<i64>,
+) -> bool {
+    events
+        .iter()
+        .all(|e| e.outcome == outcome && bytes_sent.is_none_or(|b| e.bytes_sent == b))
 }
 
 async fn a_download_has_every_header(app: TestApp) {
     let (_, token) = app.analyst("analyst", ALABAMA).await;
-    let f = upload(&app, &token, ALABAMA, "report.ts01", text(1000)).await;
+    let f = app
+        .upload_file(&token, ALABAMA, "report.ts01", text(1000))
+        .await;
     let res = app.download(&token, &f.url, &[]).await;
     assert_eq!(res.status().as_u16(), 200);
-    assert_eq!(header(&res, "content-length"), "1000");
-    assert_eq!(header(&res, "content-type"), "text/plain");
-    assert_eq!(header(&res, "etag"), format!("\"{}\"", f.sha256));
-    assert!(httpdate::parse_http_date(&header(&res, "last-modified")).is_ok());
-    assert_eq!(header(&res, "accept-ranges"), "bytes");
+    assert_eq!(header(&res, "content-length"), Some("1000"));
+    assert_eq!(header(&res, "content-type"), Some("text/plain"));
+    assert_eq!(
+        header(&res, "etag"),
+        Some(format!("\"{}\"", f.sha256).as_str())
+    );
+    assert!(httpdate::parse_http_date(header(&res, "last-modified").unwrap()).is_ok());
+    assert_eq!(header(&res, "accept-ranges"), Some("bytes"));
     assert_eq!(
         header(&res, "content-disposition"),
-        "attachment; filename=\"report.ts01\"; filename*=UTF-8''report.ts01"
+        Some("attachment; filename=\"report.ts01\"; filename*=UTF-8''report.ts01")
     );
-    assert_eq!(header(&res, "cache-control"), "no-store");
-    assert_eq!(header(&res, "x-content-type-options"), "nosniff");
+    assert_eq!(header(&res, "cache-control"), Some("no-store"));
+    assert_eq!(header(&res, "x-content-type-options"), Some("nosniff"));
     assert_eq!(res.bytes().await.unwrap(), f.bytes);
     let events = app.download_events(f.id, 1).await;
     assert_eq!(events[0].outcome, DownloadOutcome::Completed);
     assert_eq!(events[0].bytes_sent, 1000);
     assert_eq!(events[0].client_addr.as_deref(), Some("127.0.0.1"));
     assert!(events[0].finished_at.unwrap() >= events[0].started_at);
-    let metrics = app
-        .client
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    assert!(
-        metrics.contains("reportfiles_download_bytes_total 1000\n"),
-        "{metrics}"
+    assert_eq!(app.metric("reportfiles_download_bytes_total").await, 1000);
+    assert_eq!(
+        app.metric("reportfiles_downloads_total{outcome=\"COMPLETED\"}")
+            .await,
+        1
     );
-    assert!(metrics.contains("reportfiles_downloads_total{outcome=\"COMPLETED\"} 1\n"));
-    assert!(metrics.contains("reportfiles_upload_bytes_total 1000\n"));
-    assert!(metrics.contains("reportfiles_active_downloads 0\n"));
+    assert_eq!(app.metric("reportfiles_upload_bytes_total").await, 1000);
+    assert_eq!(app.metric("reportfiles_active_downloads").await, 0);
 }
 
 async fn hostile_file_names_are_safe_in_the_header(app: TestApp) {
@@ -103,36 +74,34 @@ async fn hostile_file_names_are_safe_in_the_header(app: TestApp) {
         ),
         ("100% real.txt", "100_ real.txt", "100%25%20real.txt"),
     ] {
-        let f = upload(&app, &token, ALABAMA, name, text(3)).await;
+        let f = app.upload_file(&token, ALABAMA, name, text(3)).await;
         let res = app.download(&token, &f.url, &[]).await;
-        let d = header(&res, "content-disposition");
+        let d = header(&res, "content-disposition").unwrap();
         assert_eq!(
             d,
             format!("attachment; filename=\"{fallback}\"; filename*=UTF-8''{encoded}"),
             "{name}"
         );
     }
-    let f = upload(&app, &token, ALABAMA, &long, text(3)).await;
-    let d = header(
-        &app.download(&token, &f.url, &[]).await,
-        "content-disposition",
-    );
+    let f = app.upload_file(&token, ALABAMA, &long, text(3)).await;
+    let res = app.download(&token, &f.url, &[]).await;
+    let d = header(&res, "content-disposition").unwrap();
     assert!(d.ends_with(&format!("{}.txt", "%C3%A9".repeat(120))), "{d}");
     // CR/LF can never reach a header: such names are refused at upload.
     let (_, body) = app
         .upload(
             Some(&token),
-            input(ALABAMA),
+            upload_input(ALABAMA),
             "a\r\nSet-Cookie: x=1.txt",
             text(3),
         )
         .await;
-    assert_eq!(common::error_codes(&body), vec!["BAD_USER_INPUT"]);
+    assert_eq!(error_codes(&body), vec!["BAD_USER_INPUT"]);
 }
 
 async fn ranges_give_206_with_content_range(app: TestApp) {
     let (_, token) = app.analyst("analyst", ALABAMA).await;
-    let f = upload(&app, &token, ALABAMA, "r.txt", text(1000)).await;
+    let f = app.upload_file(&token, ALABAMA, "r.txt", text(1000)).await;
     for (range, start, end) in [
         ("bytes=0-0", 0, 0),
         ("bytes=999-999", 999, 999),
@@ -147,22 +116,18 @@ async fn ranges_give_206_with_content_range(app: TestApp) {
         assert_eq!(res.status().as_u16(), 206, "{range}");
         assert_eq!(
             header(&res, "content-range"),
-            format!("bytes {start}-{end}/1000"),
+            Some(format!("bytes {start}-{end}/1000").as_str()),
             "{range}"
         );
         assert_eq!(
             header(&res, "content-length"),
-            (end - start + 1).to_string(),
+            Some((end - start + 1).to_string().as_str()),
             "{range}"
         );
         assert_eq!(res.bytes().await.unwrap(), f.bytes[start..=end], "{range}");
     }
     let events = app.download_events(f.id, 8).await;
-    assert!(
-        events
-            .iter()
-            .all(|e| e.outcome == DownloadOutcome::Completed)
-    );
+    assert!(all_events_are(&events, DownloadOutcome::Completed, None));
     // Events are written as each response ends, so look them up by range.
     let sent = |range: &str| {
         events
@@ -177,23 +142,23 @@ async fn ranges_give_206_with_content_range(app: TestApp) {
 
 async fn unsatisfiable_ranges_give_416(app: TestApp) {
     let (_, token) = app.analyst("analyst", ALABAMA).await;
-    let f = upload(&app, &token, ALABAMA, "r.txt", text(1000)).await;
+    let f = app.upload_file(&token, ALABAMA, "r.txt", text(1000)).await;
     for range in ["bytes=1000-", "bytes=1000-1001", "bytes=5000-6000"] {
         let res = app.download(&token, &f.url, &[("range", range)]).await;
         assert_eq!(res.status().as_u16(), 416, "{range}");
-        assert_eq!(header(&res, "content-range"), "bytes */1000", "{range}");
+        assert_eq!(
+            header(&res, "content-range"),
+            Some("bytes */1000"),
+            "{range}"
+        );
     }
     let events = app.download_events(f.id, 3).await;
-    assert!(
-        events
-            .iter()
-            .all(|e| e.outcome == DownloadOutcome::Failed && e.bytes_sent == 0)
-    );
+    assert!(all_events_are(&events, DownloadOutcome::Failed, Some(0)));
 }
 
 async fn malformed_or_multiple_ranges_are_ignored(app: TestApp) {
     let (_, token) = app.analyst("analyst", ALABAMA).await;
-    let f = upload(&app, &token, ALABAMA, "r.txt", text(1000)).await;
+    let f = app.upload_file(&token, ALABAMA, "r.txt", text(1000)).await;
     for range in [
         "bytes=abc",
         "bytes=5-1",
@@ -210,52 +175,33 @@ async fn malformed_or_multiple_ranges_are_ignored(app: TestApp) {
 
 async fn if_range_sends_the_range_only_for_the_current_version(app: TestApp) {
     let (_, token) = app.analyst("analyst", ALABAMA).await;
-    let f = upload(&app, &token, ALABAMA, "r.txt", text(100)).await;
+    let f = app.upload_file(&token, ALABAMA, "r.txt", text(100)).await;
+    let first_ten_if = async |validator: &str| {
+        app.download(
+            &token,
+            &f.url,
+            &[("range", "bytes=0-9"), ("if-range", validator)],
+        )
+        .await
+    };
     let etag = format!("\"{}\"", f.sha256);
-    let res = app
-        .download(
-            &token,
-            &f.url,
-            &[("range", "bytes=0-9"), ("if-range", &etag)],
-        )
-        .await;
-    assert_eq!(res.status().as_u16(), 206);
-    let res = app
-        .download(
-            &token,
-            &f.url,
-            &[("range", "bytes=0-9"), ("if-range", "\"other\"")],
-        )
-        .await;
+    assert_eq!(first_ten_if(&etag).await.status().as_u16(), 206);
+    let res = first_ten_if("\"other\"").await;
     assert_eq!(res.status().as_u16(), 200);
     assert_eq!(res.bytes().await.unwrap().len(), 100);
-    let modified = header(&app.download(&token, &f.url, &[]).await, "last-modified");
-    let res = app
-        .download(
-            &token,
-            &f.url,
-            &[("range", "bytes=0-9"), ("if-range", &modified)],
-        )
-        .await;
-    assert_eq!(res.status().as_u16(), 206);
-    let res = app
-        .download(
-            &token,
-            &f.url,
-            &[
-                ("range", "bytes=0-9"),
-                ("if-range", "Sun, 06 Nov 1994 08:49:37 GMT"),
-            ],
-        )
-        .await;
-    assert_eq!(res.status().as_u16(), 200);
+    let res = app.download(&token, &f.url, &[]).await;
+    let modified = header(&res, "last-modified").unwrap().to_string();
+    assert_eq!(first_ten_if(&modified).await.status().as_u16(), 206);
+    let earlier = first_ten_if("Sun, 06 Nov 1994 08:49:37 GMT").await;
+    assert_eq!(earlier.status().as_u16(), 200);
 }
 
 async fn conditional_requests_give_304(app: TestApp) {
     let (_, token) = app.analyst("analyst", ALABAMA).await;
-    let f = upload(&app, &token, ALABAMA, "c.txt", text(100)).await;
+    let f = app.upload_file(&token, ALABAMA, "c.txt", text(100)).await;
     let etag = format!("\"{}\"", f.sha256);
-    let modified = header(&app.download(&token, &f.url, &[]).await, "last-modified");
+    let res = app.download(&token, &f.url, &[]).await;
+    let modified = header(&res, "last-modified").unwrap().to_string();
     for headers in [
         vec![("if-none-match", etag.as_str())],
         vec![("if-none-match", "\"x\", W/\"nope\", *")],
@@ -264,7 +210,7 @@ async fn conditional_requests_give_304(app: TestApp) {
     ] {
         let res = app.download(&token, &f.url, &headers).await;
         assert_eq!(res.status().as_u16(), 304, "{headers:?}");
-        assert_eq!(header(&res, "etag"), etag);
+        assert_eq!(header(&res, "etag"), Some(etag.as_str()));
         assert!(res.bytes().await.unwrap().is_empty());
     }
     for headers in [
@@ -290,7 +236,7 @@ async fn conditional_requests_give_304(app: TestApp) {
 
 async fn head_sends_headers_without_a_body(app: TestApp) {
     let (_, token) = app.analyst("analyst", ALABAMA).await;
-    let f = upload(&app, &token, ALABAMA, "h.txt", text(1234)).await;
+    let f = app.upload_file(&token, ALABAMA, "h.txt", text(1234)).await;
     let res = app
         .client
         .head(app.url(&f.url))
@@ -299,8 +245,11 @@ async fn head_sends_headers_without_a_body(app: TestApp) {
         .await
         .unwrap();
     assert_eq!(res.status().as_u16(), 200);
-    assert_eq!(header(&res, "content-length"), "1234");
-    assert_eq!(header(&res, "etag"), format!("\"{}\"", f.sha256));
+    assert_eq!(header(&res, "content-length"), Some("1234"));
+    assert_eq!(
+        header(&res, "etag"),
+        Some(format!("\"{}\"", f.sha256).as_str())
+    );
     assert!(res.bytes().await.unwrap().is_empty());
     let res = app
         .client
@@ -311,37 +260,32 @@ async fn head_sends_headers_without_a_body(app: TestApp) {
         .await
         .unwrap();
     assert_eq!(res.status().as_u16(), 206);
-    assert_eq!(header(&res, "content-length"), "10");
+    assert_eq!(header(&res, "content-length"), Some("10"));
     let events = app.download_events(f.id, 2).await;
-    assert!(
-        events
-            .iter()
-            .all(|e| e.outcome == DownloadOutcome::Completed && e.bytes_sent == 0)
-    );
+    assert!(all_events_are(&events, DownloadOutcome::Completed, Some(0)));
 }
 
 async fn without_credentials_the_answer_is_401(app: TestApp) {
     let (_, token) = app.analyst("analyst", ALABAMA).await;
-    let f = upload(&app, &token, ALABAMA, "a.txt", text(10)).await;
+    let f = app.upload_file(&token, ALABAMA, "a.txt", text(10)).await;
     for auth in [
         None,
         Some("Bearer garbage"),
         Some("Bearer "),
         Some("Basic dXNlcjpwYXNz"),
     ] {
-        let mut req = app.client.get(app.url(&f.url));
+        let mut req = app.get(&f.url);
         if let Some(a) = auth {
             req = req.header("authorization", a);
         }
         let res = req.send().await.unwrap();
         assert_eq!(res.status().as_u16(), 401, "{auth:?}");
-        assert_eq!(header(&res, "www-authenticate"), "Bearer");
+        assert_eq!(header(&res, "www-authenticate"), Some("Bearer"));
         let body: Value = res.json().await.unwrap();
         assert_eq!(body["error"]["code"], "UNAUTHENTICATED");
     }
     let expired = app
-        .client
-        .get(app.url(&f.url))
+        .get(&f.url)
         .header("cookie", "reportfiles_session=expired.token.here")
         .send()
         .await
@@ -354,7 +298,7 @@ async fn what_a_user_may_not_download_is_404(app: TestApp) {
     let (_, other) = app.analyst("alaskan", ALASKA).await;
     let (_, regional) = app.regional("regional", &[4]).await;
     let (_, pending) = app.pending("pending").await;
-    let f = upload(&app, &own, ALABAMA, "a.txt", text(10)).await;
+    let f = app.upload_file(&own, ALABAMA, "a.txt", text(10)).await;
     for (token, who) in [
         (&other, "another STT's analyst"),
         (&regional, "regional staff"),
@@ -388,7 +332,7 @@ async fn a_file_read_before_is_still_refused_to_others(app: TestApp) {
     let (_, own) = app.analyst("analyst", ALABAMA).await;
     let (_, other) = app.analyst("alaskan", ALASKA).await;
     let (_, regional) = app.regional("regional", &[4]).await;
-    let f = upload(&app, &own, ALABAMA, "a.txt", text(10)).await;
+    let f = app.upload_file(&own, ALABAMA, "a.txt", text(10)).await;
     // The owner's download puts the file's metadata in the instance's cache.
     assert_eq!(
         app.download(&own, &f.url, &[]).await.bytes().await.unwrap(),
@@ -406,10 +350,9 @@ async fn a_file_read_before_is_still_refused_to_others(app: TestApp) {
 
 async fn the_session_cookie_authenticates_downloads(app: TestApp) {
     let (_, token) = app.analyst("analyst", ALABAMA).await;
-    let f = upload(&app, &token, ALABAMA, "a.txt", text(10)).await;
+    let f = app.upload_file(&token, ALABAMA, "a.txt", text(10)).await;
     let res = app
-        .client
-        .get(app.url(&f.url))
+        .get(&f.url)
         .header("cookie", format!("reportfiles_session={token}"))
         .send()
         .await
@@ -420,7 +363,9 @@ async fn the_session_cookie_authenticates_downloads(app: TestApp) {
 
 async fn a_client_that_hangs_up_is_recorded_as_aborted(app: TestApp) {
     let (_, token) = app.analyst("analyst", ALABAMA).await;
-    let f = upload(&app, &token, ALABAMA, "big.txt", text(32 << 20)).await;
+    let f = app
+        .upload_file(&token, ALABAMA, "big.txt", text(32 << 20))
+        .await;
     let res = app.download(&token, &f.url, &[]).await;
     let mut stream = res.bytes_stream();
     let mut got = 0;
@@ -441,30 +386,25 @@ async fn the_first_byte_arrives_before_the_object_is_read(app: TestApp) {
     // Flat memory and streaming: a 64 MiB body is read in small chunks, and
     // the first one is here while most of the object is still in storage.
     let (_, token) = app.analyst("analyst", ALABAMA).await;
-    let f = upload(&app, &token, ALABAMA, "big.txt", text(64 << 20)).await;
+    let f = app
+        .upload_file(&token, ALABAMA, "big.txt", text(64 << 20))
+        .await;
     let res = app.download(&token, &f.url, &[]).await;
     let mut stream = res.bytes_stream();
     let first = stream.next().await.unwrap().unwrap();
     assert!(first.len() <= 1 << 20, "first chunk {} bytes", first.len());
-    let mut hasher = <sha2::Sha256 as sha2::Digest>::new();
-    sha2::Digest::update(&mut hasher, &first);
-    let mut total = first.len();
+    let mut body = Vec::with_capacity(64 << 20);
+    body.extend_from_slice(&first);
     while let Some(chunk) = stream.next().await {
-        let chunk = chunk.unwrap();
-        total += chunk.len();
-        sha2::Digest::update(&mut hasher, &chunk);
+        body.extend_from_slice(&chunk.unwrap());
     }
-    assert_eq!(total, 64 << 20);
-    let digest: String = sha2::Digest::finalize(hasher)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
-    assert_eq!(digest, f.sha256);
+    assert_eq!(body.len(), 64 << 20);
+    assert_eq!(sha256_hex(&body), f.sha256);
 }
 
 async fn admins_read_the_download_audit(app: TestApp) {
     let (_, token) = app.analyst("analyst", ALABAMA).await;
-    let f = upload(&app, &token, ALABAMA, "a.txt", text(10)).await;
+    let f = app.upload_file(&token, ALABAMA, "a.txt", text(10)).await;
     app.download(&token, &f.url, &[("user-agent", "audit-test/1.0")])
         .await
         .bytes()
@@ -483,7 +423,7 @@ async fn admins_read_the_download_audit(app: TestApp) {
     let body = app
         .gql(Some(&token), q, json!({ "id": f.id.to_string() }))
         .await;
-    assert_eq!(common::error_codes(&body), vec!["FORBIDDEN"]);
+    assert_eq!(error_codes(&body), vec!["FORBIDDEN"]);
 }
 
 storage_tests!(
@@ -509,7 +449,7 @@ async fn storage_down_before_the_response_gives_503() {
     let s3 = S3Server::private();
     let app = TestApp::new(Db::Sqlite, Some(&s3), &[]).await;
     let (_, token) = app.analyst("analyst", ALABAMA).await;
-    let f = upload(&app, &token, ALABAMA, "a.txt", text(10)).await;
+    let f = app.upload_file(&token, ALABAMA, "a.txt", text(10)).await;
     s3.stop();
     let res = app.download(&token, &f.url, &[]).await;
     assert_eq!(res.status().as_u16(), 503);
@@ -519,7 +459,7 @@ async fn storage_down_before_the_response_gives_503() {
         !body.to_string().contains("127.0.0.1"),
         "no storage details: {body}"
     );
-    let ready = app.client.get(app.url("/readyz")).send().await.unwrap();
+    let ready = app.get("/readyz").send().await.unwrap();
     assert_eq!(ready.status().as_u16(), 503);
     assert_eq!(
         ready.json::<Value>().await.unwrap()["storage"],
@@ -537,9 +477,14 @@ async fn storage_failing_mid_stream_cuts_the_connection() {
     let app = TestApp::new(Db::Sqlite, Some(&s3), &[]).await;
     let (_, token) = app.analyst("analyst", ALABAMA).await;
     let size = 64 << 20;
-    let f = upload(&app, &token, ALABAMA, "big.txt", text(size)).await;
+    let f = app
+        .upload_file(&token, ALABAMA, "big.txt", text(size))
+        .await;
     let res = app.download(&token, &f.url, &[]).await;
-    assert_eq!(header(&res, "content-length"), size.to_string());
+    assert_eq!(
+        header(&res, "content-length"),
+        Some(size.to_string().as_str())
+    );
     let mut stream = res.bytes_stream();
     let mut got = 0;
     while got < 1 << 20 {
@@ -563,71 +508,72 @@ async fn storage_failing_mid_stream_cuts_the_connection() {
     assert!(events[0].bytes_sent < size as i64);
 }
 
+/// Starts downloading `path` from `server` and reads the first chunk: the
+/// rest of the body, and how many bytes that chunk had.
+async fn start_download(
+    app: &TestApp,
+    server: &ServerProcess,
+    token: &str,
+    path: &str,
+) -> (
+    impl futures_util::Stream<Item = reqwest::Result<bytes::Bytes>> + use<>,
+    usize,
+) {
+    let res = app
+        .client
+        .get(format!("{}{path}", server.base))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    let mut stream = res.bytes_stream();
+    let first = stream.next().await.unwrap().unwrap().len();
+    (stream, first)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_lets_a_running_download_finish_and_refuses_new_ones() {
     let app = TestApp::new(Db::Sqlite, None, &[]).await;
     let (_, token) = app.analyst("analyst", ALABAMA).await;
     let size = 16 << 20;
-    let f = upload(&app, &token, ALABAMA, "big.txt", text(size)).await;
+    let f = app
+        .upload_file(&token, ALABAMA, "big.txt", text(size))
+        .await;
     let mut server = app
         .spawn_process_with(&[("SHUTDOWN_GRACE_SECS", "20")])
         .await;
-    let res = app
-        .client
-        .get(format!("{}{}", server.base, f.url))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap();
-    let mut stream = res.bytes_stream();
-    let mut got = stream.next().await.unwrap().unwrap().len();
+    let (mut stream, mut got) = start_download(&app, &server, &token, &f.url).await;
     server.terminate();
-    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
-    let refused = app
-        .client
-        .get(format!("{}/healthz", server.base))
-        .send()
-        .await;
-    assert!(
-        refused.is_err(),
-        "a stopping server takes no new connections"
-    );
+    // The download is held up by this client, which reads no further yet.
+    wait_until(
+        Duration::from_secs(5),
+        "a stopping server takes no new connections",
+        async || !server.accepts_connections().await,
+    )
+    .await;
     while let Some(chunk) = stream.next().await {
         got += chunk.unwrap().len();
     }
     assert_eq!(got, size, "the in-flight download finished");
-    let status = tokio::task::spawn_blocking(move || server.wait_exit(10))
-        .await
-        .unwrap();
-    assert!(status.is_some_and(|s| s.success()), "{status:?}");
+    let status = server.wait_exit(Duration::from_secs(10)).await;
+    assert!(status.success(), "{status:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn after_the_grace_period_the_server_exits_anyway() {
     let app = TestApp::new(Db::Sqlite, None, &[]).await;
     let (_, token) = app.analyst("analyst", ALABAMA).await;
-    let f = upload(&app, &token, ALABAMA, "big.txt", text(16 << 20)).await;
+    let f = app
+        .upload_file(&token, ALABAMA, "big.txt", text(16 << 20))
+        .await;
     let mut server = app
         .spawn_process_with(&[("SHUTDOWN_GRACE_SECS", "1")])
         .await;
     // A client that reads one chunk and then stalls.
-    let res = app
-        .client
-        .get(format!("{}{}", server.base, f.url))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap();
-    let mut stream = res.bytes_stream();
-    stream.next().await.unwrap().unwrap();
+    let _stalled = start_download(&app, &server, &token, &f.url).await;
     server.terminate();
-    let status = tokio::task::spawn_blocking(move || server.wait_exit(10))
-        .await
-        .unwrap();
-    assert!(
-        status.is_some(),
-        "the server did not exit after its grace period"
-    );
+    // The stalled download would hold it forever: the grace period ends it.
+    server.wait_exit(Duration::from_secs(10)).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -638,7 +584,9 @@ async fn a_download_slower_than_the_storage_read_timeout_completes() {
     let app = TestApp::new(Db::Sqlite, Some(&s3), &[("STORAGE_READ_TIMEOUT_SECS", "1")]).await;
     let (_, token) = app.analyst("analyst", ALABAMA).await;
     let size = 16 << 20;
-    let f = upload(&app, &token, ALABAMA, "slow.txt", text(size)).await;
+    let f = app
+        .upload_file(&token, ALABAMA, "slow.txt", text(size))
+        .await;
     let started = std::time::Instant::now();
     let res = app.download(&token, &f.url, &[]).await;
     let mut stream = res.bytes_stream();
@@ -646,12 +594,13 @@ async fn a_download_slower_than_the_storage_read_timeout_completes() {
     while let Some(chunk) = stream.next().await {
         let n = chunk.unwrap().len();
         got += n;
-        // About 6 MB/s: some 2.7 s for the whole file.
-        tokio::time::sleep(std::time::Duration::from_micros(n as u64 / 6)).await;
+        // This sleep is the behaviour under test, not a wait: a client that
+        // reads steadily but slowly, about 6 MB/s, some 2.7 s for the file.
+        tokio::time::sleep(Duration::from_micros(n as u64 / 6)).await;
     }
     assert_eq!(got, size);
     assert!(
-        started.elapsed() > std::time::Duration::from_secs(2),
+        started.elapsed() > Duration::from_secs(2),
         "took {:?}",
         started.elapsed()
     );

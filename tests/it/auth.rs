@@ -1,18 +1,20 @@
 //! Tokens: which are accepted, which are refused, and the session cookie.
 
-mod common;
-
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
-use common::{TestApp, error_codes, fixture};
 use jsonwebtoken::{Algorithm, EncodingKey, Header, encode};
-use reportfiles::auth::now_secs;
 use serde_json::{Value, json};
+
+use crate::common::{TestApp, db_tests, error_codes, fixture, header, now_secs};
 
 const ME: &str = "{ me { subject status } }";
 
 fn claims(app: &TestApp) -> Value {
-    let jwt = &app.state.config.jwt;
-    json!({ "sub": "someone", "iss": jwt.issuer, "aud": jwt.audience, "exp": now_secs() + 600 })
+    json!({
+        "sub": "someone",
+        "iss": app.jwt_issuer(),
+        "aud": app.jwt_audience(),
+        "exp": now_secs() + 600,
+    })
 }
 
 fn hs256(claims: &Value, secret: &[u8]) -> String {
@@ -22,10 +24,6 @@ fn hs256(claims: &Value, secret: &[u8]) -> String {
         &EncodingKey::from_secret(secret).unwrap(),
     )
     .unwrap()
-}
-
-fn app_secret(app: &TestApp) -> Vec<u8> {
-    app.state.config.jwt.hs256_secret.clone().unwrap()
 }
 
 fn rs256(claims: &Value, kid: Option<&str>) -> String {
@@ -73,7 +71,7 @@ async fn a_valid_token_makes_a_new_subject_a_pending_user(app: TestApp) {
 }
 
 async fn bad_tokens_are_refused(app: TestApp) {
-    let secret = app_secret(&app);
+    let secret = app.hs256_secret();
     let good = claims(&app);
     let with = |k: &str, v: Value| {
         let mut c = good.clone();
@@ -163,13 +161,12 @@ async fn jwks_keys_verify_rs256_and_es256_by_kid(app: TestApp) {
 async fn login_sets_an_http_only_cookie_that_authenticates(app: TestApp) {
     let token = app.token("cookie-user");
     let res = app
-        .client
-        .post(app.url("/graphql"))
+        .post("/graphql")
         .json(&json!({ "query": "mutation($t: String!) { login(token: $t) { subject lastLoginAt } }", "variables": { "t": token } }))
         .send()
         .await
         .unwrap();
-    let cookie = res.headers()["set-cookie"].to_str().unwrap().to_string();
+    let cookie = header(&res, "set-cookie").unwrap().to_string();
     let body: Value = res.json().await.unwrap();
     assert_eq!(body["data"]["login"]["subject"], "cookie-user");
     assert!(body["data"]["login"]["lastLoginAt"].is_string());
@@ -187,8 +184,7 @@ async fn login_sets_an_http_only_cookie_that_authenticates(app: TestApp) {
 
     let pair = cookie.split(';').next().unwrap();
     let me: Value = app
-        .client
-        .post(app.url("/graphql"))
+        .post("/graphql")
         .header("cookie", pair)
         .json(&json!({ "query": ME }))
         .send()
@@ -202,26 +198,27 @@ async fn login_sets_an_http_only_cookie_that_authenticates(app: TestApp) {
 
 async fn login_with_a_bad_token_sets_no_cookie(app: TestApp) {
     let res = app
-        .client
-        .post(app.url("/graphql"))
+        .post("/graphql")
         .json(&json!({ "query": "mutation { login(token: \"nope\") { subject } }" }))
         .send()
         .await
         .unwrap();
-    assert!(res.headers().get("set-cookie").is_none());
+    assert_eq!(header(&res, "set-cookie"), None);
     let body: Value = res.json().await.unwrap();
     assert_eq!(error_codes(&body), vec!["UNAUTHENTICATED"]);
 }
 
-async fn logout_clears_the_cookie(app: TestApp) {
-    let res = app
-        .client
-        .post(app.url("/graphql"))
+async fn logout(app: &TestApp) -> reqwest::Response {
+    app.post("/graphql")
         .json(&json!({ "query": "mutation { logout }" }))
         .send()
         .await
-        .unwrap();
-    let cookie = res.headers()["set-cookie"].to_str().unwrap().to_string();
+        .unwrap()
+}
+
+async fn logout_clears_the_cookie(app: TestApp) {
+    let res = logout(&app).await;
+    let cookie = header(&res, "set-cookie").unwrap().to_string();
     assert!(cookie.starts_with("reportfiles_session=;"), "{cookie}");
     assert!(cookie.contains("Max-Age=0"), "{cookie}");
     let body: Value = res.json().await.unwrap();
@@ -244,8 +241,7 @@ async fn cross_site_form_posts_cannot_use_the_cookie(app: TestApp) {
         ("multipart/form-data; boundary=x", 400),
     ] {
         let res = app
-            .client
-            .post(app.url("/graphql"))
+            .post("/graphql")
             .header("cookie", format!("reportfiles_session={admin}"))
             .header("content-type", content_type)
             .header("origin", "https://evil.example")
@@ -276,47 +272,31 @@ mod sqlite_only {
     async fn production_cookies_are_secure() {
         let app =
             TestApp::sqlite_with(&[("APP_ENV", "production"), ("JWT_ALGORITHMS", "HS256")]).await;
-        let res = app
-            .client
-            .post(app.url("/graphql"))
-            .json(&json!({ "query": "mutation { logout }" }))
-            .send()
-            .await
-            .unwrap();
-        assert!(
-            res.headers()["set-cookie"]
-                .to_str()
-                .unwrap()
-                .contains("; Secure")
-        );
+        let res = logout(&app).await;
+        assert!(header(&res, "set-cookie").unwrap().contains("; Secure"));
+    }
+
+    /// A server that verifies `algorithms`, with `var` naming the fixture `file`.
+    async fn verifying(algorithms: &str, var: &str, file: &str) -> TestApp {
+        let path = fixture(file);
+        TestApp::sqlite_with(&[("JWT_ALGORITHMS", algorithms), (var, &path)]).await
     }
 
     #[tokio::test]
     async fn key_confusion_is_refused_with_rs256_and_hs256_both_on() {
-        let key = fixture("rsa_public.pem");
-        let app = TestApp::sqlite_with(&[
-            ("JWT_ALGORITHMS", "HS256,RS256"),
-            ("JWT_PUBLIC_KEY_FILE", &key),
-        ])
-        .await;
+        let app = verifying("HS256,RS256", "JWT_PUBLIC_KEY_FILE", "rsa_public.pem").await;
         an_hs256_token_signed_with_the_rsa_public_key_is_refused(app).await;
     }
 
     #[tokio::test]
     async fn key_confusion_is_refused_with_rs256_only() {
-        let key = fixture("rsa_public.pem");
-        let app =
-            TestApp::sqlite_with(&[("JWT_ALGORITHMS", "RS256"), ("JWT_PUBLIC_KEY_FILE", &key)])
-                .await;
+        let app = verifying("RS256", "JWT_PUBLIC_KEY_FILE", "rsa_public.pem").await;
         an_hs256_token_signed_with_the_rsa_public_key_is_refused(app).await;
     }
 
     #[tokio::test]
     async fn jwks_file_verifies_tokens() {
-        let jwks = fixture("jwks.json");
-        let app =
-            TestApp::sqlite_with(&[("JWT_ALGORITHMS", "RS256,ES256"), ("JWT_JWKS_FILE", &jwks)])
-                .await;
+        let app = verifying("RS256,ES256", "JWT_JWKS_FILE", "jwks.json").await;
         jwks_keys_verify_rs256_and_es256_by_kid(app).await;
     }
 }

@@ -2,10 +2,10 @@
 //! configured origins only, and GraphiQL served without any CDN. The same
 //! paths are driven by a real browser in `clients/` (scripts/test-clients).
 
-mod common;
-
-use common::TestApp;
 use reqwest::Response;
+use serde_json::json;
+
+use crate::common::{TestApp, error_codes, header};
 
 const FRONTEND: &str = "https://portal.example.gov";
 
@@ -26,10 +26,6 @@ async fn preflight(app: &TestApp, origin: &str, headers: &str) -> Response {
         .send()
         .await
         .unwrap()
-}
-
-fn header<'a>(res: &'a Response, name: &str) -> Option<&'a str> {
-    res.headers().get(name).map(|v| v.to_str().unwrap())
 }
 
 #[tokio::test]
@@ -70,10 +66,9 @@ async fn another_origin_gets_no_cors_headers() {
             "{origin}"
         );
         let res = app
-            .client
-            .post(app.url("/graphql"))
+            .post("/graphql")
             .header("origin", origin)
-            .json(&serde_json::json!({ "query": "{ regions { id } }" }))
+            .json(&json!({ "query": "{ regions { id } }" }))
             .send()
             .await
             .unwrap();
@@ -89,8 +84,7 @@ async fn another_origin_gets_no_cors_headers() {
 async fn responses_to_an_allowed_origin_expose_the_download_filename() {
     let app = cors_app().await;
     let res = app
-        .client
-        .get(app.url("/healthz"))
+        .get("/healthz")
         .header("origin", FRONTEND)
         .send()
         .await
@@ -133,16 +127,19 @@ fn urls_in(html: &str) -> Vec<String> {
     urls
 }
 
-#[tokio::test]
-async fn the_graphiql_page_loads_only_assets_of_this_server() {
-    let app = TestApp::sqlite().await;
-    let res = app
-        .client
-        .get(app.url("/graphql"))
+/// What a browser gets when it opens `/graphql`.
+async fn graphiql_page(app: &TestApp) -> Response {
+    app.get("/graphql")
         .header("accept", "text/html")
         .send()
         .await
-        .unwrap();
+        .unwrap()
+}
+
+#[tokio::test]
+async fn the_graphiql_page_loads_only_assets_of_this_server() {
+    let app = TestApp::sqlite().await;
+    let res = graphiql_page(&app).await;
     assert_eq!(res.status().as_u16(), 200);
     let csp = header(&res, "content-security-policy").unwrap().to_string();
     assert!(csp.contains("script-src 'self'"), "{csp}");
@@ -156,7 +153,7 @@ async fn the_graphiql_page_loads_only_assets_of_this_server() {
     assert_eq!(urls.len(), 5, "four scripts and a stylesheet: {urls:?}");
     for url in urls {
         assert!(url.starts_with("/graphiql/"), "{url} is not local");
-        let asset = app.client.get(app.url(&url)).send().await.unwrap();
+        let asset = app.get(&url).send().await.unwrap();
         assert_eq!(asset.status().as_u16(), 200, "{url}");
         let expected = if url.ends_with(".css") {
             "text/css; charset=utf-8"
@@ -177,8 +174,7 @@ async fn the_graphiql_page_loads_only_assets_of_this_server() {
 async fn graphiql_assets_of_another_version_are_not_found() {
     let app = TestApp::sqlite().await;
     let res = app
-        .client
-        .get(app.url("/graphiql/0.0.1/graphiql.min.js"))
+        .get("/graphiql/0.0.1/graphiql.min.js")
         .send()
         .await
         .unwrap();
@@ -188,27 +184,13 @@ async fn graphiql_assets_of_another_version_are_not_found() {
 #[tokio::test]
 async fn graphiql_and_its_assets_are_gone_when_disabled() {
     let app = TestApp::sqlite_with(&[("GRAPHIQL_ENABLED", "false")]).await;
-    let page = app
-        .client
-        .get(app.url("/graphql"))
-        .header("accept", "text/html")
-        .send()
-        .await
-        .unwrap();
+    let page = graphiql_page(&app).await;
     assert_ne!(page.status().as_u16(), 200);
     assert!(!page.text().await.unwrap().contains("graphiql.min.js"));
     let enabled = TestApp::sqlite().await;
-    let html = enabled
-        .client
-        .get(enabled.url("/graphql"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let html = enabled.get_text("/graphql").await;
     for url in urls_in(&html).iter().filter(|u| u.starts_with('/')) {
-        let res = app.client.get(app.url(url)).send().await.unwrap();
+        let res = app.get(url).send().await.unwrap();
         assert_eq!(res.status().as_u16(), 404, "{url}");
     }
 }
@@ -222,7 +204,7 @@ const INTROSPECTION: &str = "query IntrospectionQuery { __schema { queryType { n
 #[tokio::test]
 async fn graphiql_can_load_the_schema_despite_the_depth_limit() {
     let app = TestApp::sqlite().await;
-    let body = app.gql(None, INTROSPECTION, serde_json::json!({})).await;
+    let body = app.gql(None, INTROSPECTION, json!({})).await;
     assert!(body.get("errors").is_none(), "{body}");
     assert_eq!(body["data"]["__schema"]["queryType"]["name"], "Query");
     let types = body["data"]["__schema"]["types"].as_array().unwrap();
@@ -233,7 +215,7 @@ async fn graphiql_can_load_the_schema_despite_the_depth_limit() {
 async fn introspection_whose_type_lists_fan_out_is_refused() {
     let app = TestApp::sqlite().await;
     let fan_out = "{ __schema { types { fields { type { fields { type { fields { type { fields { name } } } } } } } } } }";
-    let body = app.gql(None, fan_out, serde_json::json!({})).await;
-    assert_eq!(common::error_codes(&body), vec!["BAD_USER_INPUT"], "{body}");
+    let body = app.gql(None, fan_out, json!({})).await;
+    assert_eq!(error_codes(&body), vec!["BAD_USER_INPUT"], "{body}");
     assert!(body.get("data").is_none(), "{body}");
 }

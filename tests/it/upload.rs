@@ -1,43 +1,34 @@
 //! `uploadReportFile`: GraphQL multipart uploads streamed into storage.
 
-mod common;
+use std::time::Duration;
 
-use common::{ALABAMA, ALASKA, Db, S3Server, TestApp, UPLOAD, error_codes};
 use entity::{Role, UserStatus};
 use serde_json::{Value, json};
-use sha2::{Digest, Sha256};
 
-fn input(stt: i32) -> Value {
-    json!({ "sttId": stt, "fiscalYear": 2026, "quarter": "Q1", "section": "ACTIVE_CASE_DATA" })
-}
-
-/// Deterministic printable bytes: text, so the binary check lets them in.
-fn text(len: usize) -> Vec<u8> {
-    let line = b"ADS.E2J.NDM1.TS01 0123456789 abcdefghijklmnopqrstuvwxyz\n";
-    line.iter().copied().cycle().take(len).collect()
-}
-
-fn sha256(bytes: &[u8]) -> String {
-    Sha256::digest(bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
-}
+use crate::common::{
+    ALABAMA, ALASKA, Db, S3Server, TestApp, UPLOAD, UPLOAD_MAP, error_codes, sha256_hex,
+    storage_tests, text, upload_input, upload_operations, wait_until, with_headers,
+};
 
 async fn sizes_round_trip_byte_for_byte(app: TestApp) {
     let (_, token) = app.analyst("analyst", ALABAMA).await;
     // The multipart part size the server uploads with: exactly one part, and
     // one byte into a second.
-    let part = app.state.config.upload.part_size;
+    let part = app.part_size();
     for (i, size) in [1, part, part + 1, 64 << 20].into_iter().enumerate() {
         let bytes = text(size);
         let (status, body) = app
-            .upload(Some(&token), input(ALABAMA), "data.txt", bytes.clone())
+            .upload(
+                Some(&token),
+                upload_input(ALABAMA),
+                "data.txt",
+                bytes.clone(),
+            )
             .await;
         assert_eq!(status, 200);
         let file = &body["data"]["uploadReportFile"];
         assert_eq!(file["sizeBytes"], size, "{body}");
-        assert_eq!(file["sha256"], sha256(&bytes));
+        assert_eq!(file["sha256"], sha256_hex(&bytes));
         assert_eq!(file["version"], i + 1);
         let res = app
             .download(&token, file["downloadUrl"].as_str().unwrap(), &[])
@@ -55,7 +46,7 @@ async fn an_upload_records_who_what_and_where(app: TestApp) {
     let (_, body) = app
         .upload(
             Some(&token),
-            input(ALABAMA),
+            upload_input(ALABAMA),
             "ADS.E2J.NDM1.TS01",
             b"hello\n".to_vec(),
         )
@@ -73,7 +64,7 @@ async fn an_upload_records_who_what_and_where(app: TestApp) {
     assert_eq!(rows.len(), 1);
     assert_eq!(app.objects().await, vec![rows[0].object_key.clone()]);
     assert_eq!(rows[0].object_key, format!("report-files/{}", rows[0].id));
-    if app.env["STORAGE_URL"].starts_with("s3://") {
+    if app.stores_in_s3() {
         // The test bucket has versioning on: the version id is kept.
         assert!(
             rows[0]
@@ -91,15 +82,7 @@ async fn each_version_keeps_its_own_object(app: TestApp) {
     let (_, token) = app.analyst("analyst", ALABAMA).await;
     let mut urls = Vec::new();
     for content in [b"first\n".to_vec(), b"second\n".to_vec()] {
-        let (_, body) = app
-            .upload(Some(&token), input(ALABAMA), "a.txt", content)
-            .await;
-        urls.push(
-            body["data"]["uploadReportFile"]["downloadUrl"]
-                .as_str()
-                .unwrap()
-                .to_string(),
-        );
+        urls.push(app.upload_file(&token, ALABAMA, "a.txt", content).await.url);
     }
     let first = app
         .download(&token, &urls[0], &[])
@@ -143,7 +126,9 @@ async fn refused_files_leave_nothing(app: TestApp) {
         ),
     ];
     for (name, bytes, why) in cases {
-        let (status, body) = app.upload(Some(&token), input(ALABAMA), name, bytes).await;
+        let (status, body) = app
+            .upload(Some(&token), upload_input(ALABAMA), name, bytes)
+            .await;
         assert_eq!(status, 200, "{why}");
         assert_eq!(error_codes(&body), vec!["BAD_USER_INPUT"], "{why}: {body}");
         assert_eq!(body["data"], Value::Null, "{why}");
@@ -152,7 +137,7 @@ async fn refused_files_leave_nothing(app: TestApp) {
     let (status, body) = app
         .upload(
             Some(&token),
-            input(ALABAMA),
+            upload_input(ALABAMA),
             "bad\r\nname.txt",
             b"text".to_vec(),
         )
@@ -169,12 +154,22 @@ async fn oversize_uploads_are_refused_while_streaming(app: TestApp) {
     let app = app.with_vars(&[("MAX_UPLOAD_BYTES", "6000000")]).await;
     let (_, token) = app.analyst("analyst", ALABAMA).await;
     let (_, body) = app
-        .upload(Some(&token), input(ALABAMA), "big.txt", text(6_000_001))
+        .upload(
+            Some(&token),
+            upload_input(ALABAMA),
+            "big.txt",
+            text(6_000_001),
+        )
         .await;
     assert_eq!(error_codes(&body), vec!["PAYLOAD_TOO_LARGE"], "{body}");
     app.assert_nothing_stored("oversize").await;
     let (_, body) = app
-        .upload(Some(&token), input(ALABAMA), "ok.txt", text(6_000_000))
+        .upload(
+            Some(&token),
+            upload_input(ALABAMA),
+            "ok.txt",
+            text(6_000_000),
+        )
         .await;
     assert_eq!(
         body["data"]["uploadReportFile"]["sizeBytes"], 6_000_000,
@@ -218,7 +213,9 @@ async fn callers_who_may_not_upload_are_refused_before_any_byte(app: TestApp) {
         (None, ALABAMA, "UNAUTHENTICATED", "anonymous"),
         (Some("garbage"), ALABAMA, "UNAUTHENTICATED", "bad token"),
     ] {
-        let (_, body) = app.upload(token, input(stt), "a.txt", text(1000)).await;
+        let (_, body) = app
+            .upload(token, upload_input(stt), "a.txt", text(1000))
+            .await;
         assert_eq!(error_codes(&body), vec![code], "{who}: {body}");
     }
     app.assert_nothing_stored("refused callers").await;
@@ -269,35 +266,47 @@ async fn raw_multipart(
     headers: &[(&str, &str)],
     body: String,
 ) -> (u16, Value) {
-    let mut req = app
-        .client
-        .post(app.url("/graphql"))
+    let req = app
+        .post("/graphql")
         .bearer_auth(token)
-        .header("content-type", "multipart/form-data; boundary=XyZ")
+        .header("content-type", MULTIPART)
         .body(body);
-    for (k, v) in headers {
-        req = req.header(*k, *v);
-    }
-    let res = req.send().await.unwrap();
+    let res = with_headers(req, headers).send().await.unwrap();
     (res.status().as_u16(), res.json().await.unwrap())
 }
 
-fn part(name: &str, filename: Option<&str>, content: &str) -> String {
+/// The content type of the hand-made multipart bodies.
+const MULTIPART: &str = "multipart/form-data; boundary=XyZ";
+
+/// The start of a multipart part, up to its content.
+fn part_head(name: &str, filename: Option<&str>) -> String {
     let file = filename
         .map(|f| format!("; filename=\"{f}\""))
         .unwrap_or_default();
-    format!("--XyZ\r\nContent-Disposition: form-data; name=\"{name}\"{file}\r\n\r\n{content}\r\n")
+    format!("--XyZ\r\nContent-Disposition: form-data; name=\"{name}\"{file}\r\n\r\n")
+}
+
+fn part(name: &str, filename: Option<&str>, content: &str) -> String {
+    format!("{}{content}\r\n", part_head(name, filename))
+}
+
+/// The operations and map parts of an upload of an Alabama file.
+fn operations_and_map() -> String {
+    let ops = upload_operations(&upload_input(ALABAMA));
+    format!(
+        "{}{}",
+        part("operations", None, &ops),
+        part("map", None, UPLOAD_MAP)
+    )
 }
 
 async fn malformed_multipart_requests_are_refused(app: TestApp) {
     let (_, admin) = app.admin().await;
-    let ops = json!({ "query": UPLOAD, "variables": { "input": input(ALABAMA), "file": null } })
-        .to_string();
-    let map = json!({ "0": ["variables.file"] }).to_string();
+    let ops = upload_operations(&upload_input(ALABAMA));
     let preflight = [("apollo-require-preflight", "true")];
     let cases: Vec<(String, &str)> = vec![
         (
-            format!("{}--XyZ--\r\n", part("map", None, &map)),
+            format!("{}--XyZ--\r\n", part("map", None, UPLOAD_MAP)),
             "map before operations",
         ),
         (
@@ -308,7 +317,7 @@ async fn malformed_multipart_requests_are_refused(app: TestApp) {
             format!(
                 "{}{}--XyZ--\r\n",
                 part("operations", None, "{not json"),
-                part("map", None, &map)
+                part("map", None, UPLOAD_MAP)
             ),
             "operations not JSON",
         ),
@@ -316,7 +325,7 @@ async fn malformed_multipart_requests_are_refused(app: TestApp) {
             format!(
                 "{}{}--XyZ--\r\n",
                 part("operations", None, &format!("[{ops}]")),
-                part("map", None, &map)
+                part("map", None, UPLOAD_MAP)
             ),
             "a batch",
         ),
@@ -329,18 +338,13 @@ async fn malformed_multipart_requests_are_refused(app: TestApp) {
             "map not an object",
         ),
         (
-            format!(
-                "{}{}--XyZ--\r\n",
-                part("operations", None, &ops),
-                part("map", None, &map)
-            ),
+            format!("{}--XyZ--\r\n", operations_and_map()),
             "file part missing",
         ),
         (
             format!(
-                "{}{}{}--XyZ--\r\n",
-                part("operations", None, &ops),
-                part("map", None, &map),
+                "{}{}--XyZ--\r\n",
+                operations_and_map(),
                 part("1", Some("a.txt"), "x")
             ),
             "wrong file part",
@@ -385,7 +389,7 @@ async fn malformed_multipart_requests_are_refused(app: TestApp) {
         .gql_status(
             Some(&admin),
             UPLOAD,
-            json!({ "input": input(ALABAMA), "file": "0" }),
+            json!({ "input": upload_input(ALABAMA), "file": "0" }),
         )
         .await;
     assert_eq!(error_codes(&json), vec!["BAD_USER_INPUT"], "{json}");
@@ -394,20 +398,16 @@ async fn malformed_multipart_requests_are_refused(app: TestApp) {
 
 async fn multipart_without_the_preflight_header_is_refused(app: TestApp) {
     let (_, admin) = app.admin().await;
-    let ops = json!({ "query": UPLOAD, "variables": { "input": input(ALABAMA), "file": null } })
-        .to_string();
     let body = format!(
-        "{}{}{}--XyZ--\r\n",
-        part("operations", None, &ops),
-        part("map", None, r#"{"0":["variables.file"]}"#),
+        "{}{}--XyZ--\r\n",
+        operations_and_map(),
         part("0", Some("a.txt"), "hello")
     );
     // What a cross-site HTML form could send with the victim's cookie.
     let res = app
-        .client
-        .post(app.url("/graphql"))
+        .post("/graphql")
         .header("cookie", format!("reportfiles_session={admin}"))
-        .header("content-type", "multipart/form-data; boundary=XyZ")
+        .header("content-type", MULTIPART)
         .body(body)
         .send()
         .await
@@ -418,19 +418,17 @@ async fn multipart_without_the_preflight_header_is_refused(app: TestApp) {
     app.assert_nothing_stored("no preflight header").await;
 }
 
-async fn concurrent_uploads_to_one_slot_get_consecutive_versions(app: TestApp) {
+/// Uploads 20 files to one slot at once, in turn to the servers at `bases`,
+/// and checks they got versions 1 to 20, each with an object of its own.
+async fn assert_concurrent_uploads_get_consecutive_versions(app: &TestApp, bases: &[&str]) {
     let (_, token) = app.analyst("analyst", ALABAMA).await;
     let uploads = (0..20).map(|i| {
-        let app = &app;
         let token = token.clone();
+        let base = bases[i % bases.len()];
         async move {
+            let bytes = format!("upload {i}\n").into_bytes();
             let (_, body) = app
-                .upload(
-                    Some(&token),
-                    input(ALABAMA),
-                    "c.txt",
-                    format!("upload {i}\n").into_bytes(),
-                )
+                .upload_to(base, Some(&token), upload_input(ALABAMA), "c.txt", bytes)
                 .await;
             body["data"]["uploadReportFile"]["version"]
                 .as_i64()
@@ -443,15 +441,17 @@ async fn concurrent_uploads_to_one_slot_get_consecutive_versions(app: TestApp) {
     assert_eq!(app.objects().await.len(), 20);
 }
 
+async fn concurrent_uploads_to_one_slot_get_consecutive_versions(app: TestApp) {
+    assert_concurrent_uploads_get_consecutive_versions(&app, &[&app.base]).await;
+}
+
 async fn an_upload_cut_off_midway_leaves_nothing(app: TestApp) {
     use tokio::io::AsyncWriteExt;
     let (_, token) = app.analyst("analyst", ALABAMA).await;
-    let ops = json!({ "query": UPLOAD, "variables": { "input": input(ALABAMA), "file": null } })
-        .to_string();
     let head = format!(
-        "{}{}--XyZ\r\nContent-Disposition: form-data; name=\"0\"; filename=\"cut.txt\"\r\n\r\n",
-        part("operations", None, &ops),
-        part("map", None, r#"{"0":["variables.file"]}"#)
+        "{}{}",
+        operations_and_map(),
+        part_head("0", Some("cut.txt"))
     );
     let promised = head.len() + 20_000_000;
     let addr = app.base.trim_start_matches("http://");
@@ -461,10 +461,23 @@ async fn an_upload_cut_off_midway_leaves_nothing(app: TestApp) {
     );
     stream.write_all(request.as_bytes()).await.unwrap();
     stream.write_all(&text(7 << 20)).await.unwrap();
+    // The server is streaming the file into storage, waiting for the rest.
+    wait_until(
+        Duration::from_secs(10),
+        "the server is receiving the upload",
+        async || app.metric("reportfiles_active_uploads").await == 1,
+    )
+    .await;
     stream.shutdown().await.unwrap();
     drop(stream);
-    // The server notices, aborts the multipart upload and writes no row.
-    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    // The server notices, aborts the multipart upload, writes no row, and
+    // only then counts the upload as over.
+    wait_until(
+        Duration::from_secs(10),
+        "the server gives the upload up",
+        async || app.metric("reportfiles_active_uploads").await == 0,
+    )
+    .await;
     app.assert_nothing_stored("client hung up").await;
 }
 
@@ -487,47 +500,7 @@ async fn two_server_processes_share_one_version_sequence() {
     let s3 = S3Server::shared();
     let app = TestApp::new(Db::Postgres, Some(&s3), &[]).await;
     let other = app.spawn_process().await;
-    let (_, token) = app.analyst("analyst", ALABAMA).await;
-    let uploads = (0..20).map(|i| {
-        let app = &app;
-        let token = token.clone();
-        let base = if i % 2 == 0 {
-            app.base.clone()
-        } else {
-            other.base.clone()
-        };
-        async move {
-            let operations =
-                json!({ "query": UPLOAD, "variables": { "input": input(ALABAMA), "file": null } });
-            let form = reqwest::multipart::Form::new()
-                .text("operations", operations.to_string())
-                .text("map", json!({ "0": ["variables.file"] }).to_string())
-                .part(
-                    "0",
-                    reqwest::multipart::Part::bytes(format!("instance upload {i}\n").into_bytes())
-                        .file_name("p.txt"),
-                );
-            let body: Value = app
-                .client
-                .post(format!("{base}/graphql"))
-                .bearer_auth(&token)
-                .header("apollo-require-preflight", "true")
-                .multipart(form)
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
-            body["data"]["uploadReportFile"]["version"]
-                .as_i64()
-                .unwrap_or_else(|| panic!("{body}"))
-        }
-    });
-    let mut versions = futures_util::future::join_all(uploads).await;
-    versions.sort();
-    assert_eq!(versions, (1..=20).collect::<Vec<i64>>());
-    assert_eq!(app.objects().await.len(), 20);
+    assert_concurrent_uploads_get_consecutive_versions(&app, &[&app.base, &other.base]).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -535,14 +508,14 @@ async fn storage_failing_mid_upload_leaves_no_row() {
     let s3 = S3Server::private();
     let app = TestApp::new(Db::Sqlite, Some(&s3), &[]).await;
     let (_, token) = app.analyst("analyst", ALABAMA).await;
-    // A body that pauses after 12 MiB, long enough to stop the store.
+    // A body that pauses after 12 MiB, until the store is stopped.
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<Vec<u8>, std::io::Error>>(4);
     let body = reqwest::Body::wrap_stream(tokio_stream_from(rx));
     let upload = {
         let app = &app;
         let token = token.clone();
         async move {
-            app.upload_body(Some(&token), input(ALABAMA), "f.txt", body, Some(40 << 20))
+            app.upload_body(Some(&token), upload_input(ALABAMA), "f.txt", body, 40 << 20)
                 .await
         }
     };
@@ -550,7 +523,17 @@ async fn storage_failing_mid_upload_leaves_no_row() {
         for _ in 0..12 {
             tx.send(Ok(text(1 << 20))).await.unwrap();
         }
-        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        // Stop the store while the server is streaming this upload into it:
+        // it has taken what was sent, and waits for more.
+        wait_until(
+            Duration::from_secs(10),
+            "the server streams the upload",
+            async || {
+                tx.capacity() == tx.max_capacity()
+                    && app.metric("reportfiles_active_uploads").await == 1
+            },
+        )
+        .await;
         s3.stop();
         for _ in 12..40 {
             if tx.send(Ok(text(1 << 20))).await.is_err() {

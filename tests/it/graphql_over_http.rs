@@ -1,38 +1,31 @@
 //! The MUST (and chosen SHOULD) rules of the GraphQL-over-HTTP specification
 //! (https://graphql.github.io/graphql-over-http/draft/), one per test.
 
-mod common;
-
-use common::{TestApp, error_codes};
 use reqwest::{Method, Response};
 use serde_json::{Value, json};
 
-const GRAPHQL_RESPONSE_JSON: &str = "application/graphql-response+json";
+use crate::common::{TestApp, error_codes, header, with_headers};
 
-fn content_type(res: &Response) -> String {
-    res.headers()
-        .get("content-type")
-        .map(|v| v.to_str().unwrap().to_string())
-        .unwrap_or_default()
-}
+const GRAPHQL_RESPONSE_JSON: &str = "application/graphql-response+json";
 
 /// GET /graphql with these URL parameters and headers.
 async fn get(app: &TestApp, params: &[(&str, &str)], headers: &[(&str, &str)]) -> Response {
-    let mut req = app.client.get(app.url("/graphql")).query(params);
-    for (k, v) in headers {
-        req = req.header(*k, *v);
-    }
-    req.send().await.unwrap()
+    with_headers(app.get("/graphql").query(params), headers)
+        .send()
+        .await
+        .unwrap()
 }
 
 /// POST /graphql with this body and headers.
 async fn post(app: &TestApp, body: &str, headers: &[(&str, &str)]) -> Response {
-    let mut req = app.client.post(app.url("/graphql")).body(body.to_string());
-    for (k, v) in headers {
-        req = req.header(*k, *v);
-    }
-    req.send().await.unwrap()
+    with_headers(app.post("/graphql").body(body.to_string()), headers)
+        .send()
+        .await
+        .unwrap()
 }
+
+/// A request body asking for the regions: valid, public, and cheap.
+const REGIONS: &str = r#"{"query":"{ regions { id } }"}"#;
 
 const JSON: (&str, &str) = ("content-type", "application/json");
 const ACCEPT_GRAPHQL: (&str, &str) = ("accept", GRAPHQL_RESPONSE_JSON);
@@ -48,7 +41,7 @@ async fn get_executes_a_query_from_url_parameters() {
     )
     .await;
     assert_eq!(res.status().as_u16(), 200);
-    assert_eq!(content_type(&res), "application/json");
+    assert_eq!(header(&res, "content-type"), Some("application/json"));
     let body: Value = res.json().await.unwrap();
     assert_eq!(body, json!({ "data": { "me": { "subject": "sysadmin" } } }));
 }
@@ -86,9 +79,9 @@ async fn a_mutation_over_get_is_refused_with_405_and_not_run() {
     )
     .await;
     assert_eq!(res.status().as_u16(), 405);
-    assert_eq!(res.headers()["allow"], "POST");
+    assert_eq!(header(&res, "allow"), Some("POST"));
     assert!(
-        res.headers().get("set-cookie").is_none(),
+        header(&res, "set-cookie").is_none(),
         "logout ran: it cleared the cookie"
     );
     let body: Value = res.json().await.unwrap();
@@ -107,7 +100,7 @@ async fn a_mutation_selected_by_operation_name_over_get_is_refused() {
     )
     .await;
     assert_eq!(res.status().as_u16(), 405);
-    assert_eq!(content_type(&res), GRAPHQL_RESPONSE_JSON);
+    assert_eq!(header(&res, "content-type"), Some(GRAPHQL_RESPONSE_JSON));
 
     let res = get(&app, &[("query", "mutation Out { logout }")], &[]).await;
     assert_eq!(res.status().as_u16(), 405, "the only operation, named");
@@ -146,23 +139,22 @@ async fn get_with_variables_that_are_not_a_json_object_is_400() {
 #[tokio::test]
 async fn without_accept_the_response_is_application_json() {
     let app = TestApp::sqlite().await;
-    let res = post(&app, r#"{"query":"{ regions { id } }"}"#, &[JSON]).await;
+    let res = post(&app, REGIONS, &[JSON]).await;
     assert_eq!(res.status().as_u16(), 200);
-    assert_eq!(content_type(&res), "application/json");
+    assert_eq!(header(&res, "content-type"), Some("application/json"));
 }
 
 #[tokio::test]
 async fn a_wildcard_accept_gets_application_json() {
     let app = TestApp::sqlite().await;
     for accept in ["*/*", "application/*", "text/html, */*;q=0.8"] {
-        let res = post(
-            &app,
-            r#"{"query":"{ regions { id } }"}"#,
-            &[JSON, ("accept", accept)],
-        )
-        .await;
+        let res = post(&app, REGIONS, &[JSON, ("accept", accept)]).await;
         assert_eq!(res.status().as_u16(), 200, "{accept}");
-        assert_eq!(content_type(&res), "application/json", "{accept}");
+        assert_eq!(
+            header(&res, "content-type"),
+            Some("application/json"),
+            "{accept}"
+        );
     }
 }
 
@@ -175,14 +167,13 @@ async fn accept_graphql_response_json_gets_that_media_type() {
         "application/json, application/graphql-response+json",
         "application/graphql-response+json;charset=utf-8",
     ] {
-        let res = post(
-            &app,
-            r#"{"query":"{ regions { id } }"}"#,
-            &[JSON, ("accept", accept)],
-        )
-        .await;
+        let res = post(&app, REGIONS, &[JSON, ("accept", accept)]).await;
         assert_eq!(res.status().as_u16(), 200, "{accept}");
-        assert_eq!(content_type(&res), GRAPHQL_RESPONSE_JSON, "{accept}");
+        assert_eq!(
+            header(&res, "content-type"),
+            Some(GRAPHQL_RESPONSE_JSON),
+            "{accept}"
+        );
     }
 }
 
@@ -191,7 +182,7 @@ async fn the_client_preference_by_quality_is_honoured() {
     let app = TestApp::sqlite().await;
     let res = post(
         &app,
-        r#"{"query":"{ regions { id } }"}"#,
+        REGIONS,
         &[
             JSON,
             (
@@ -201,19 +192,14 @@ async fn the_client_preference_by_quality_is_honoured() {
         ],
     )
     .await;
-    assert_eq!(content_type(&res), "application/json");
+    assert_eq!(header(&res, "content-type"), Some("application/json"));
 }
 
 #[tokio::test]
 async fn an_accept_that_allows_neither_json_type_is_406() {
     let app = TestApp::sqlite().await;
     for accept in ["text/html", "application/xml", "application/json;q=0"] {
-        let res = post(
-            &app,
-            r#"{"query":"{ regions { id } }"}"#,
-            &[JSON, ("accept", accept)],
-        )
-        .await;
+        let res = post(&app, REGIONS, &[JSON, ("accept", accept)]).await;
         assert_eq!(res.status().as_u16(), 406, "POST {accept}");
         let res = get(
             &app,
@@ -228,7 +214,7 @@ async fn an_accept_that_allows_neither_json_type_is_406() {
 #[tokio::test]
 async fn a_post_in_another_media_type_is_415() {
     let app = TestApp::sqlite().await;
-    let body = r#"{"query":"{ regions { id } }"}"#;
+    let body = REGIONS;
     for content_type in [
         "text/plain",
         "application/x-www-form-urlencoded",
@@ -258,7 +244,7 @@ async fn a_body_that_is_not_a_request_object_is_400_for_both_media_types() {
         ] {
             let res = post(&app, body, &[JSON, ("accept", accept)]).await;
             assert_eq!(res.status().as_u16(), 400, "{accept} {body}");
-            assert_eq!(content_type(&res), accept, "{body}");
+            assert_eq!(header(&res, "content-type"), Some(accept), "{body}");
             let json: Value = res.json().await.unwrap();
             assert_eq!(error_codes(&json), vec!["BAD_USER_INPUT"], "{body}");
             assert!(json.get("data").is_none(), "{body}: {json}");
@@ -304,7 +290,7 @@ async fn graphql_response_json_answers_400_without_data_for_documents_that_never
     for request in cases {
         let res = post(&app, &request.to_string(), &[JSON, ACCEPT_GRAPHQL]).await;
         assert_eq!(res.status().as_u16(), 400, "{request}");
-        assert_eq!(content_type(&res), GRAPHQL_RESPONSE_JSON);
+        assert_eq!(header(&res, "content-type"), Some(GRAPHQL_RESPONSE_JSON));
         let body: Value = res.json().await.unwrap();
         assert!(body.get("data").is_none(), "{request}: {body}");
         assert!(!error_codes(&body).is_empty(), "{request}: {body}");
@@ -333,7 +319,7 @@ async fn an_executed_request_is_2xx_with_data_even_when_a_field_failed() {
 async fn every_response_is_an_object_of_data_errors_and_extensions_only() {
     let app = TestApp::sqlite().await;
     let requests = [
-        (Method::POST, r#"{"query":"{ regions { id } }"}"#),
+        (Method::POST, REGIONS),
         (Method::POST, r#"{"query":"{ nope }"}"#),
         (Method::POST, r#"[]"#),
         (Method::GET, "{ regions { id } }"),

@@ -1,0 +1,91 @@
+//! The real server binary, started as a second instance of a test's server.
+
+use std::{
+    process::{Child, Command, ExitStatus, Stdio},
+    time::Duration,
+};
+
+use super::{TestApp, wait_for, wait_until};
+
+/// A server process: killed when dropped.
+pub struct ServerProcess {
+    pub base: String,
+    child: Child,
+}
+
+impl ServerProcess {
+    /// Sends SIGTERM, as an orchestrator stopping the instance would.
+    pub fn terminate(&self) {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
+    /// Whether a new TCP connection to the server is accepted now.
+    pub async fn accepts_connections(&self) -> bool {
+        let addr = self.base.trim_start_matches("http://");
+        tokio::net::TcpStream::connect(addr).await.is_ok()
+    }
+
+    /// Waits for the process to exit; fails the test if it has not `within`.
+    pub async fn wait_exit(&mut self, within: Duration) -> ExitStatus {
+        let child = &mut self.child;
+        wait_for(within, "the server process exits", async || {
+            child.try_wait().unwrap()
+        })
+        .await
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl TestApp {
+    /// Another server process (the real binary) on this one's database and
+    /// storage, as a second instance behind a load balancer would be.
+    pub async fn spawn_process(&self) -> ServerProcess {
+        self.spawn_process_with(&[]).await
+    }
+
+    pub async fn spawn_process_with(&self, vars: &[(&str, &str)]) -> ServerProcess {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = Command::new(env!("CARGO_BIN_EXE_reportfiles"))
+            .arg("serve")
+            .current_dir(self.dir.path())
+            .envs(&self.env)
+            .env("BIND_ADDR", format!("127.0.0.1:{port}"))
+            .env("RUST_LOG", "warn")
+            .envs(vars.iter().copied())
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap();
+        let process = ServerProcess {
+            base: format!("http://127.0.0.1:{port}"),
+            child,
+        };
+        let health = format!("{}/healthz", process.base);
+        wait_until(
+            Duration::from_secs(10),
+            "the second server process answers /healthz",
+            async || {
+                self.client
+                    .get(&health)
+                    .send()
+                    .await
+                    .is_ok_and(|r| r.status().is_success())
+            },
+        )
+        .await;
+        process
+    }
+}

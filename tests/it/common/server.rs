@@ -1,0 +1,308 @@
+//! [`TestApp`]: a server of the library on a real port, and every use the
+//! tests make of the library's own API (`reportfiles::*`). When that API
+//! changes, this file is the one to adapt.
+
+use std::{collections::HashMap, sync::Arc};
+
+use entity::{Quarter, Role, Section, UserStatus, report_file, user};
+use reportfiles::{
+    access::{Access, Principal},
+    app::{self, AppState},
+    auth,
+    config::Config,
+    service::{
+        report_files::{self, NewReportFile},
+        seed,
+        users::{self, AccessChange},
+    },
+};
+use sea_orm::{ConnectionTrait, Database, DatabaseConnection};
+use tempfile::TempDir;
+use tokio::sync::oneshot;
+
+use super::{Db, S3Server};
+
+pub struct TestApp {
+    pub base: String,
+    pub client: reqwest::Client,
+    /// The test's own connection to the server's database, for reading what
+    /// the server wrote and for setting up rows.
+    pub db: DatabaseConnection,
+    /// The variables this server was configured with.
+    pub(super) env: HashMap<String, String>,
+    pub(super) dir: TempDir,
+    state: AppState,
+    _stop: oneshot::Sender<()>,
+}
+
+/// A database of its own per test, so tests never see each other's rows.
+/// A missing server fails the test: it never skips.
+async fn new_postgres_database() -> String {
+    let admin_url = postgres_admin_url();
+    let admin = Database::connect(&admin_url)
+        .await
+        .unwrap_or_else(|e| panic!("PostgreSQL is required at {admin_url}: {e}"));
+    let name = format!("rf_test_{}", uuid::Uuid::new_v4().simple());
+    admin
+        .execute_unprepared(&format!("CREATE DATABASE {name}"))
+        .await
+        .unwrap();
+    admin.close().await.unwrap();
+    let base = admin_url.rsplit_once('/').unwrap().0;
+    format!("{base}/{name}")
+}
+
+/// Where the PostgreSQL tests connect to create their own databases.
+fn postgres_admin_url() -> String {
+    std::env::var("TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+}
+
+fn sqlite_url(dir: &TempDir) -> String {
+    format!("sqlite://{}/test.db?mode=rwc", dir.path().display())
+}
+
+fn local_storage_url(dir: &TempDir) -> String {
+    format!("file://{}/objects", dir.path().display())
+}
+
+impl TestApp {
+    pub async fn sqlite() -> Self {
+        Self::sqlite_with(&[]).await
+    }
+
+    pub async fn sqlite_with(vars: &[(&str, &str)]) -> Self {
+        Self::new(Db::Sqlite, None, vars).await
+    }
+
+    pub async fn postgres() -> Self {
+        Self::new(Db::Postgres, None, &[]).await
+    }
+
+    /// A server on `db`, storing objects in `s3` (a prefix of its own in the
+    /// bucket) or in a local folder.
+    pub async fn new(db: Db, s3: Option<&S3Server>, vars: &[(&str, &str)]) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let database_url = match db {
+            Db::Sqlite => sqlite_url(&dir),
+            Db::Postgres => new_postgres_database().await,
+        };
+        let mut env = match s3 {
+            Some(s3) => s3.vars(&uuid::Uuid::new_v4().simple().to_string()),
+            None => HashMap::from([("STORAGE_URL".to_string(), local_storage_url(&dir))]),
+        };
+        env.insert("DATABASE_URL".into(), database_url);
+        Self::start(dir, env, vars).await
+    }
+
+    /// This server's setup with some variables changed (a new server on a
+    /// fresh database of the same kind, storage of the same kind).
+    pub async fn with_vars(self, vars: &[(&str, &str)]) -> Self {
+        let mut env = self.env.clone();
+        let dir = tempfile::tempdir().unwrap();
+        let database_url = if env["DATABASE_URL"].starts_with("postgres") {
+            new_postgres_database().await
+        } else {
+            sqlite_url(&dir)
+        };
+        env.insert("DATABASE_URL".into(), database_url);
+        let url = env["STORAGE_URL"].clone();
+        let fresh = if url.starts_with("s3://") {
+            format!("{url}-2")
+        } else {
+            local_storage_url(&dir)
+        };
+        env.insert("STORAGE_URL".into(), fresh);
+        drop(self);
+        Self::start(dir, env, vars).await
+    }
+
+    /// A second server sharing this one's database and storage.
+    pub async fn sibling(&self) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        Self::start(dir, self.env.clone(), &[]).await
+    }
+
+    /// Whether this server stores its objects in S3.
+    pub fn stores_in_s3(&self) -> bool {
+        self.env["STORAGE_URL"].starts_with("s3://")
+    }
+
+    async fn start(dir: TempDir, mut env: HashMap<String, String>, vars: &[(&str, &str)]) -> Self {
+        env.insert("JWT_HS256_SECRET".into(), "test-secret-".repeat(4));
+        env.insert("LOG_JSON".into(), "false".into());
+        for (k, v) in vars {
+            env.insert(k.to_string(), v.to_string());
+        }
+        let config = Config::from_lookup(|k| env.get(k).cloned()).expect("test config");
+        let state = AppState::new(config).await.expect("server state");
+        // Opened after the server's start, which created and migrated it.
+        let db = Database::connect(&env["DATABASE_URL"])
+            .await
+            .expect("the test's database connection");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let (stop, stopped) = oneshot::channel::<()>();
+        tokio::spawn(app::serve(listener, state.clone(), async {
+            let _ = stopped.await;
+        }));
+        TestApp {
+            base,
+            client: reqwest::Client::new(),
+            db,
+            env,
+            dir,
+            state,
+            _stop: stop,
+        }
+    }
+
+    /// The multipart part size the server uploads to storage with.
+    pub fn part_size(&self) -> usize {
+        self.state.config.upload.part_size
+    }
+
+    /// The largest GraphQL request body the server reads.
+    pub fn graphql_body_limit(&self) -> usize {
+        self.state.config.graphql_body_limit_bytes
+    }
+
+    /// The HS256 secret tokens are signed with.
+    pub fn hs256_secret(&self) -> Vec<u8> {
+        self.state.config.jwt.hs256_secret.clone().unwrap()
+    }
+
+    /// The `iss` tokens must carry.
+    pub fn jwt_issuer(&self) -> String {
+        self.state.config.jwt.issuer.clone()
+    }
+
+    /// The `aud` tokens must carry.
+    pub fn jwt_audience(&self) -> String {
+        self.state.config.jwt.audience.clone()
+    }
+
+    /// The SQL statements the server has run so far.
+    pub fn sql_statements(&self) -> u64 {
+        self.state.statements.get()
+    }
+
+    /// The database the server was configured with.
+    pub fn database_url(&self) -> String {
+        self.state.config.database_url.clone()
+    }
+
+    /// Closes the server's own database pool, as a database outage would
+    /// look to it. (The test's `db` stays open.)
+    pub async fn close_server_database(&self) {
+        self.state.db.clone().close().await.unwrap();
+    }
+
+    /// Every object key in this server's storage.
+    pub async fn objects(&self) -> Vec<String> {
+        use futures_util::TryStreamExt;
+        let mut keys: Vec<String> = self
+            .state
+            .storage
+            .store()
+            .list(None)
+            .map_ok(|m| m.location.to_string())
+            .try_collect()
+            .await
+            .unwrap();
+        keys.sort();
+        keys
+    }
+
+    /// Loads the reference data (regions and STTs) again, as the server
+    /// does at every start.
+    pub async fn seed_again(&self) {
+        seed::load(&self.db).await.unwrap();
+    }
+
+    /// A valid HS256 token for `sub`.
+    pub fn token(&self, sub: &str) -> String {
+        auth::mint_hs256(
+            &self.state.config.jwt,
+            sub,
+            Some(&format!("{sub}@example.gov")),
+            None,
+            3600,
+        )
+        .unwrap()
+    }
+
+    /// A user with the given access, and a token for them.
+    pub async fn user(
+        &self,
+        sub: &str,
+        role: Option<Role>,
+        stt_id: Option<i32>,
+        region_ids: &[i32],
+        status: UserStatus,
+    ) -> (user::Model, String) {
+        let change = AccessChange {
+            role,
+            stt_id,
+            region_ids: region_ids.to_vec(),
+            status,
+        };
+        let user = users::upsert_with_access(
+            &self.db,
+            sub,
+            Some(format!("{sub}@example.gov")),
+            None,
+            change,
+        )
+        .await
+        .unwrap();
+        (user, self.token(sub))
+    }
+
+    /// Records a report file through the service layer, as an upload would.
+    pub async fn insert_file(
+        &self,
+        uploader: &user::Model,
+        stt_id: i32,
+        fiscal_year: i32,
+        quarter: Quarter,
+        section: Section,
+    ) -> report_file::Model {
+        let access = Access::User(Arc::new(Principal {
+            user: uploader.clone(),
+            region_ids: vec![],
+        }));
+        let grant = access.upload(stt_id).expect("uploader may upload here");
+        let id = uuid::Uuid::new_v4();
+        report_files::insert_next_version(
+            &self.db,
+            &grant,
+            NewReportFile {
+                id,
+                fiscal_year,
+                quarter,
+                section,
+                original_filename: format!("{id}.txt"),
+                extension: "txt".into(),
+                content_type: "text/plain".into(),
+                size_bytes: 10,
+                sha256: "0".repeat(64),
+                object_key: format!("report-files/{id}"),
+                storage_version: None,
+                etag: None,
+            },
+        )
+        .await
+        .unwrap()
+    }
+}
+
+/// The GraphQL schema the library serves, in SDL.
+pub fn schema_sdl() -> String {
+    reportfiles::graphql::sdl()
+}
+
+/// Seconds since the Unix epoch, as JWT claims count time.
+pub fn now_secs() -> u64 {
+    auth::now_secs()
+}

@@ -1,0 +1,13 @@
+//! The integration tests, in one binary: the real server on a real port,
+//! spoken to over HTTP, one module per area. `common` is the harness.
+
+mod common;
+
+mod access_matrix;
+mod auth;
+mod download;
+mod frontend;
+mod graphql_api;
+mod graphql_over_http;
+mod ops;
+mod upload;
