@@ -6,12 +6,12 @@ use std::{ops::Range, sync::Arc};
 
 use bytes::Bytes;
 use futures_util::stream::BoxStream;
-use secrecy::ExposeSecret;
 use object_store::{
     ClientOptions, GetOptions, GetRange, ObjectStore, ObjectStoreExt, PutResult, WriteMultipart,
     aws::AmazonS3Builder, local::LocalFileSystem, memory::InMemory, path::Path,
     prefix::PrefixStore,
 };
+use secrecy::ExposeSecret;
 
 use crate::{
     config::{S3Config, StorageBackend, StorageConfig, UploadConfig},
@@ -111,7 +111,10 @@ impl Storage {
     }
 }
 
-fn s3_store(s3: &S3Config, cfg: &StorageConfig) -> Result<Arc<dyn ObjectStore>, StorageConfigError> {
+fn s3_store(
+    s3: &S3Config,
+    cfg: &StorageConfig,
+) -> Result<Arc<dyn ObjectStore>, StorageConfigError> {
     let mut b = AmazonS3Builder::new()
         .with_bucket_name(&s3.bucket)
         .with_region(&s3.region)

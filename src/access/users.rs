@@ -67,7 +67,13 @@ pub(super) async fn principal_for_claims(
     db: &DatabaseConnection,
     claims: &Claims,
 ) -> AppResult<Principal> {
-    principal_for(db, &claims.sub, claims.email.as_deref(), claims.name.as_deref()).await
+    principal_for(
+        db,
+        &claims.sub,
+        claims.email.as_deref(),
+        claims.name.as_deref(),
+    )
+    .await
 }
 
 async fn find_by_subject(

@@ -50,8 +50,7 @@ pub fn session_cookie(config: &SessionConfig, token: &str, max_age_secs: u64) ->
         ))
         .secure(config.cookie_secure)
         .build();
-    HeaderValue::from_str(&cookie.to_string())
-        .unwrap_or_else(|_| HeaderValue::from_static(""))
+    HeaderValue::from_str(&cookie.to_string()).unwrap_or_else(|_| HeaderValue::from_static(""))
 }
 
 pub fn clear_session_cookie(config: &SessionConfig) -> HeaderValue {
@@ -110,14 +109,25 @@ mod tests {
         let dev = config(&[]).unwrap().sessions;
         let cookie = session_cookie(&dev, "tok", 60);
         let text = cookie.to_str().unwrap();
-        for part in ["reportfiles_session=tok", "HttpOnly", "SameSite=Lax", "Path=/", "Max-Age=60"] {
+        for part in [
+            "reportfiles_session=tok",
+            "HttpOnly",
+            "SameSite=Lax",
+            "Path=/",
+            "Max-Age=60",
+        ] {
             assert!(text.contains(part), "{part} in {text}");
         }
         assert!(!text.contains("Secure"), "{text}");
         let prod = config(&[("APP_ENV", "production"), ("JWT_ALGORITHMS", "HS256")])
             .unwrap()
             .sessions;
-        assert!(session_cookie(&prod, "tok", 60).to_str().unwrap().contains("Secure"));
+        assert!(
+            session_cookie(&prod, "tok", 60)
+                .to_str()
+                .unwrap()
+                .contains("Secure")
+        );
         let cleared = clear_session_cookie(&dev);
         assert!(cleared.to_str().unwrap().contains("Max-Age=0"));
     }

@@ -100,9 +100,7 @@ impl Tokens {
                 }
             }
         }
-        let hs256_secret = material
-            .hs256_secret
-            .filter(|_| allowed(Algorithm::HS256));
+        let hs256_secret = material.hs256_secret.filter(|_| allowed(Algorithm::HS256));
         Ok(Tokens {
             keys,
             hs256_secret,
@@ -166,7 +164,9 @@ mod tests {
     #[test]
     fn a_minted_token_verifies_and_a_tampered_one_does_not() {
         let tokens = Tokens::load(&config(&[]).unwrap().tokens).unwrap();
-        let token = tokens.mint_hs256("ana", Some("ana@example.gov"), None, 60).unwrap();
+        let token = tokens
+            .mint_hs256("ana", Some("ana@example.gov"), None, 60)
+            .unwrap();
         let claims = tokens.verify(&token).unwrap();
         assert_eq!(claims.sub, "ana");
         assert_eq!(claims.email.as_deref(), Some("ana@example.gov"));

@@ -18,7 +18,10 @@ impl DatabaseConfig {
             .get("DATABASE_URL")
             .unwrap_or_else(|| DEFAULT_DATABASE_URL.into());
         let url = url.trim().to_string();
-        if !(url.starts_with("sqlite:") || url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+        if !(url.starts_with("sqlite:")
+            || url.starts_with("postgres://")
+            || url.starts_with("postgresql://"))
+        {
             return Err(ConfigError::new(
                 "DATABASE_URL",
                 "must be sqlite://PATH?mode=rwc or postgres://USER@HOST:PORT/DATABASE",

@@ -176,7 +176,12 @@ pub(crate) mod tests {
         ])
         .unwrap();
         let printed = format!("{c:?}");
-        for secret in ["s3cret-s3cret", "pa55word", "aws-s3cret-key", "aws-session-t0ken"] {
+        for secret in [
+            "s3cret-s3cret",
+            "pa55word",
+            "aws-s3cret-key",
+            "aws-session-t0ken",
+        ] {
             assert!(!printed.contains(secret), "{secret} in {printed}");
         }
     }

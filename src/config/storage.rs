@@ -109,7 +109,10 @@ mod tests {
         assert_eq!(s3.prefix.as_deref(), Some("tanf/2026"));
         assert_eq!(s3.region, "us-east-1");
         let c = config(&[("STORAGE_URL", "s3://reports")]).unwrap();
-        assert!(matches!(c.storage.backend, StorageBackend::S3(S3Config { prefix: None, .. })));
+        assert!(matches!(
+            c.storage.backend,
+            StorageBackend::S3(S3Config { prefix: None, .. })
+        ));
     }
 
     #[test]

@@ -59,9 +59,9 @@ impl TokenConfig {
                 ));
             }
             Some(s) => Some(Hs256Secret::Given(SecretString::from(s))),
-            None if wants_hs && dev => Some(Hs256Secret::DevelopmentFile(PathBuf::from(
-                DEV_SECRET_FILE,
-            ))),
+            None if wants_hs && dev => {
+                Some(Hs256Secret::DevelopmentFile(PathBuf::from(DEV_SECRET_FILE)))
+            }
             None if wants_hs => {
                 return Err(ConfigError::new(
                     "JWT_HS256_SECRET",

@@ -90,7 +90,9 @@ mod tests {
             "UPLOAD_PART_SIZE_BYTES"
         );
         assert_eq!(
-            config(&[("UPLOAD_PART_CONCURRENCY", "0")]).unwrap_err().name,
+            config(&[("UPLOAD_PART_CONCURRENCY", "0")])
+                .unwrap_err()
+                .name,
             "UPLOAD_PART_CONCURRENCY"
         );
     }

@@ -75,10 +75,7 @@ impl Mutation {
     /// Clears the session cookie.
     async fn logout(&self, ctx: &Context<'_>) -> GqlResult<bool> {
         let app = ctx.app()?;
-        ctx.append_http_header(
-            SET_COOKIE,
-            auth::clear_session_cookie(&app.config.sessions),
-        );
+        ctx.append_http_header(SET_COOKIE, auth::clear_session_cookie(&app.config.sessions));
         Ok(true)
     }
 

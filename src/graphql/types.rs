@@ -1,13 +1,13 @@
 //! GraphQL object types: thin views over entity models.
 
-use async_graphql::{ComplexObject, Context, ID, Object, SimpleObject};
-use chrono::{DateTime, Utc};
-use entity::{DownloadOutcome, Quarter, Role, Section, SttType, UserStatus};
 use super::context::ContextExt;
 use crate::{
     access::{Caller, Slot},
     error::{AppError, GqlResult},
 };
+use async_graphql::{ComplexObject, Context, ID, Object, SimpleObject};
+use chrono::{DateTime, Utc};
+use entity::{DownloadOutcome, Quarter, Role, Section, SttType, UserStatus};
 
 pub struct Region(pub entity::region::Model);
 
@@ -74,9 +74,7 @@ impl User {
     async fn stt(&self, ctx: &Context<'_>) -> GqlResult<Option<Stt>> {
         match self.0.stt_id {
             None => Ok(None),
-            Some(id) => {
-                load(ctx.loaders()?.stts.load_one(id).await?).map(|s| Some(Stt(s)))
-            }
+            Some(id) => load(ctx.loaders()?.stts.load_one(id).await?).map(|s| Some(Stt(s))),
         }
     }
     /// The regions of regional staff.

@@ -426,7 +426,13 @@ mod tests {
 
     #[test]
     fn malformed_and_multiple_ranges_are_ignored() {
-        for raw in ["bytes=a-b", "items=0-1", "bytes=5-1", "bytes=0-1,5-6", "bytes="] {
+        for raw in [
+            "bytes=a-b",
+            "items=0-1",
+            "bytes=5-1",
+            "bytes=0-1,5-6",
+            "bytes=",
+        ] {
             assert_eq!(range(&[(header::RANGE, raw)]), Ok(None), "{raw}");
         }
     }
@@ -440,7 +446,10 @@ mod tests {
         );
         assert_eq!(range(&[r.clone(), (header::IF_RANGE, "\"old\"")]), Ok(None));
         assert_eq!(
-            range(&[r.clone(), (header::IF_RANGE, "Sun, 29 Nov 2026 10:00:00 GMT")]),
+            range(&[
+                r.clone(),
+                (header::IF_RANGE, "Sun, 29 Nov 2026 10:00:00 GMT")
+            ]),
             Ok(Some(0..=9))
         );
         assert_eq!(
@@ -454,9 +463,15 @@ mod tests {
         let m = meta();
         let later = "Mon, 30 Nov 2026 10:00:00 GMT";
         let earlier = "Sat, 28 Nov 2026 10:00:00 GMT";
-        assert!(not_modified(&headers(&[(header::IF_NONE_MATCH, "\"abc\"")]), &m));
+        assert!(not_modified(
+            &headers(&[(header::IF_NONE_MATCH, "\"abc\"")]),
+            &m
+        ));
         assert!(not_modified(&headers(&[(header::IF_NONE_MATCH, "*")]), &m));
-        assert!(!not_modified(&headers(&[(header::IF_NONE_MATCH, "\"x\"")]), &m));
+        assert!(!not_modified(
+            &headers(&[(header::IF_NONE_MATCH, "\"x\"")]),
+            &m
+        ));
         assert!(
             !not_modified(
                 &headers(&[
@@ -467,9 +482,18 @@ mod tests {
             ),
             "If-Modified-Since counts only without If-None-Match"
         );
-        assert!(not_modified(&headers(&[(header::IF_MODIFIED_SINCE, later)]), &m));
-        assert!(!not_modified(&headers(&[(header::IF_MODIFIED_SINCE, earlier)]), &m));
-        assert!(!not_modified(&headers(&[(header::IF_MODIFIED_SINCE, "garbage")]), &m));
+        assert!(not_modified(
+            &headers(&[(header::IF_MODIFIED_SINCE, later)]),
+            &m
+        ));
+        assert!(!not_modified(
+            &headers(&[(header::IF_MODIFIED_SINCE, earlier)]),
+            &m
+        ));
+        assert!(!not_modified(
+            &headers(&[(header::IF_MODIFIED_SINCE, "garbage")]),
+            &m
+        ));
         assert!(!not_modified(&HeaderMap::new(), &m));
     }
 

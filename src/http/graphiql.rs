@@ -41,7 +41,11 @@ const ASSETS: &[(&str, &str, &[u8])] = &[
         JS,
         include_bytes!("../../assets/graphiql/react-dom.production.min.js"),
     ),
-    ("page.js", JS, include_bytes!("../../assets/graphiql-page.js")),
+    (
+        "page.js",
+        JS,
+        include_bytes!("../../assets/graphiql-page.js"),
+    ),
 ];
 
 /// Only this server's own scripts run, and the page talks only to it: the

@@ -2,21 +2,18 @@
 //! tests make of the library's own API (`reportfiles::*`). When that API
 //! changes, this file is the one to adapt.
 
-use std::{collections::HashMap, sync::Arc};
+use std::collections::HashMap;
 
 use entity::{Quarter, Role, Section, UserStatus, report_file, user};
 use reportfiles::{
-    access::{Access, Principal},
-    app::{self, AppState},
+    access::{AccessChange, NewReportFile, Operator},
+    app::{App, AppState},
     auth,
-    config::Config,
-    service::{
-        report_files::{self, NewReportFile},
-        seed,
-        users::{self, AccessChange},
-    },
+    config::{Config, Hs256Secret},
+    http,
 };
 use sea_orm::{ConnectionTrait, Database, DatabaseConnection};
+use secrecy::ExposeSecret;
 use tempfile::TempDir;
 use tokio::sync::oneshot;
 
@@ -135,7 +132,7 @@ impl TestApp {
             env.insert(k.to_string(), v.to_string());
         }
         let config = Config::from_lookup(|k| env.get(k).cloned()).expect("test config");
-        let state = AppState::new(config).await.expect("server state");
+        let state = App::start(config).await.expect("server state");
         // Opened after the server's start, which created and migrated it.
         let db = Database::connect(&env["DATABASE_URL"])
             .await
@@ -143,7 +140,7 @@ impl TestApp {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
         let (stop, stopped) = oneshot::channel::<()>();
-        tokio::spawn(app::serve(listener, state.clone(), async {
+        tokio::spawn(http::serve(listener, state.clone(), async {
             let _ = stopped.await;
         }));
         TestApp {
@@ -159,43 +156,46 @@ impl TestApp {
 
     /// The multipart part size the server uploads to storage with.
     pub fn part_size(&self) -> usize {
-        self.state.config.upload.part_size
+        self.state.config.uploads.part_size
     }
 
     /// The largest GraphQL request body the server reads.
     pub fn graphql_body_limit(&self) -> usize {
-        self.state.config.graphql_body_limit_bytes
+        self.state.config.graphql.body_limit_bytes
     }
 
     /// The HS256 secret tokens are signed with.
     pub fn hs256_secret(&self) -> Vec<u8> {
-        self.state.config.jwt.hs256_secret.clone().unwrap()
+        match &self.state.config.tokens.hs256_secret {
+            Some(Hs256Secret::Given(secret)) => secret.expose_secret().as_bytes().to_vec(),
+            other => panic!("tests set JWT_HS256_SECRET, found {other:?}"),
+        }
     }
 
     /// The `iss` tokens must carry.
     pub fn jwt_issuer(&self) -> String {
-        self.state.config.jwt.issuer.clone()
+        self.state.config.tokens.issuer.clone()
     }
 
     /// The `aud` tokens must carry.
     pub fn jwt_audience(&self) -> String {
-        self.state.config.jwt.audience.clone()
+        self.state.config.tokens.audience.clone()
     }
 
     /// The SQL statements the server has run so far.
     pub fn sql_statements(&self) -> u64 {
-        self.state.statements.get()
+        self.state.sql_statements()
     }
 
     /// The database the server was configured with.
     pub fn database_url(&self) -> String {
-        self.state.config.database_url.clone()
+        self.state.config.database.url().to_string()
     }
 
     /// Closes the server's own database pool, as a database outage would
     /// look to it. (The test's `db` stays open.)
     pub async fn close_server_database(&self) {
-        self.state.db.clone().close().await.unwrap();
+        self.state.close_database().await;
     }
 
     /// Every object key in this server's storage.
@@ -217,19 +217,17 @@ impl TestApp {
     /// Loads the reference data (regions and STTs) again, as the server
     /// does at every start.
     pub async fn seed_again(&self) {
-        seed::load(&self.db).await.unwrap();
+        Operator::connect(&self.state.config.database)
+            .await
+            .expect("migrations and reference data load again");
     }
 
     /// A valid HS256 token for `sub`.
     pub fn token(&self, sub: &str) -> String {
-        auth::mint_hs256(
-            &self.state.config.jwt,
-            sub,
-            Some(&format!("{sub}@example.gov")),
-            None,
-            3600,
-        )
-        .unwrap()
+        self.state
+            .tokens
+            .mint_hs256(sub, Some(&format!("{sub}@example.gov")), None, 3600)
+            .unwrap()
     }
 
     /// A user with the given access, and a token for them.
@@ -247,19 +245,20 @@ impl TestApp {
             region_ids: region_ids.to_vec(),
             status,
         };
-        let user = users::upsert_with_access(
-            &self.db,
-            sub,
-            Some(format!("{sub}@example.gov")),
-            None,
-            change,
-        )
-        .await
-        .unwrap();
+        let user = self
+            .operator()
+            .upsert_user(sub, Some(&format!("{sub}@example.gov")), None, change)
+            .await
+            .unwrap();
         (user, self.token(sub))
     }
 
-    /// Records a report file through the service layer, as an upload would.
+    /// The console's rights, on the test's own connection.
+    fn operator(&self) -> Operator {
+        Operator::new(self.db.clone())
+    }
+
+    /// Records a report file through the upload grant, as an upload would.
     pub async fn insert_file(
         &self,
         uploader: &user::Model,
@@ -268,16 +267,16 @@ impl TestApp {
         quarter: Quarter,
         section: Section,
     ) -> report_file::Model {
-        let access = Access::User(Arc::new(Principal {
-            user: uploader.clone(),
-            region_ids: vec![],
-        }));
-        let grant = access.upload(stt_id).expect("uploader may upload here");
+        let grant = self
+            .operator()
+            .access_of(&uploader.subject)
+            .await
+            .unwrap()
+            .upload(stt_id)
+            .expect("uploader may upload here");
         let id = uuid::Uuid::new_v4();
-        report_files::insert_next_version(
-            &self.db,
-            &grant,
-            NewReportFile {
+        grant
+            .insert_next_version(NewReportFile {
                 id,
                 fiscal_year,
                 quarter,
@@ -290,10 +289,9 @@ impl TestApp {
                 object_key: format!("report-files/{id}"),
                 storage_version: None,
                 etag: None,
-            },
-        )
-        .await
-        .unwrap()
+            })
+            .await
+            .unwrap()
     }
 }
 
