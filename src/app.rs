@@ -29,7 +29,32 @@ pub struct App {
     pub gate: Gate,
     /// Where the download route records its events.
     pub audit_log: AuditLog,
+    /// Tells long transfers when the grace period after SIGTERM is over.
+    pub shutdown: Shutdown,
     db: DatabaseConnection,
+}
+
+/// The process's stop signal for what runs long (uploads, downloads): once
+/// the grace period after SIGTERM is over, they must stop and clean up.
+#[derive(Clone, Default)]
+pub struct Shutdown {
+    grace_over: tokio_util::sync::CancellationToken,
+}
+
+impl Shutdown {
+    /// Resolves when in-flight transfers must stop.
+    pub async fn grace_over(&self) {
+        self.grace_over.cancelled().await
+    }
+
+    pub fn is_grace_over(&self) -> bool {
+        self.grace_over.is_cancelled()
+    }
+
+    /// Ends the grace period: every transfer waiting on `grace_over` stops.
+    pub fn end_grace(&self) {
+        self.grace_over.cancel();
+    }
 }
 
 /// The handle every handler and resolver holds; cheap to clone.
@@ -74,6 +99,7 @@ impl App {
             metrics,
             gate,
             audit_log,
+            shutdown: Shutdown::default(),
             db,
         })))
     }

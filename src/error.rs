@@ -24,6 +24,8 @@ pub enum AppError {
     PayloadTooLarge { limit: u64 },
     #[error("storage is unavailable")]
     StorageUnavailable(#[source] Box<dyn std::error::Error + Send + Sync>),
+    #[error("the database is unavailable")]
+    DatabaseUnavailable(#[source] Box<dyn std::error::Error + Send + Sync>),
     #[error("internal error")]
     Internal(#[source] Box<dyn std::error::Error + Send + Sync>),
 }
@@ -47,6 +49,7 @@ impl AppError {
             AppError::BadInput(m) => AppError::BadInput(m.clone()),
             AppError::PayloadTooLarge { limit } => AppError::PayloadTooLarge { limit: *limit },
             AppError::StorageUnavailable(_) => AppError::StorageUnavailable(Box::new(e)),
+            AppError::DatabaseUnavailable(_) => AppError::DatabaseUnavailable(Box::new(e)),
             AppError::Internal(_) => AppError::Internal(Box::new(e)),
         }
     }
@@ -59,6 +62,7 @@ impl AppError {
             AppError::BadInput(_) => "BAD_USER_INPUT",
             AppError::PayloadTooLarge { .. } => "PAYLOAD_TOO_LARGE",
             AppError::StorageUnavailable(_) => "STORAGE_UNAVAILABLE",
+            AppError::DatabaseUnavailable(_) => "DATABASE_UNAVAILABLE",
             AppError::Internal(_) => "INTERNAL",
         }
     }
@@ -70,7 +74,9 @@ impl AppError {
             AppError::NotFound => StatusCode::NOT_FOUND,
             AppError::BadInput(_) => StatusCode::BAD_REQUEST,
             AppError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-            AppError::StorageUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            AppError::StorageUnavailable(_) | AppError::DatabaseUnavailable(_) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -80,6 +86,7 @@ impl AppError {
     pub fn log(&self) {
         match self {
             AppError::StorageUnavailable(e) => tracing::error!(error = %e, "storage unavailable"),
+            AppError::DatabaseUnavailable(e) => tracing::error!(error = %e, "database unavailable"),
             AppError::Internal(e) => tracing::error!(error = %e, "internal error"),
             _ => {}
         }
@@ -92,8 +99,40 @@ impl AppError {
 }
 
 impl From<sea_orm::DbErr> for AppError {
+    /// A database that cannot be reached (no connection within the acquire
+    /// timeout, a refused or dropped connection, a statement cut by the
+    /// server's timeout) is unavailable: 503, so clients and balancers retry
+    /// elsewhere. Anything else is a bug or bad data: internal.
     fn from(e: sea_orm::DbErr) -> Self {
-        AppError::Internal(Box::new(e))
+        if database_unreachable(&e) {
+            AppError::DatabaseUnavailable(Box::new(e))
+        } else {
+            AppError::Internal(Box::new(e))
+        }
+    }
+}
+
+fn database_unreachable(e: &sea_orm::DbErr) -> bool {
+    use sea_orm::{DbErr, RuntimeErr, SqlxError};
+    let sqlx = match e {
+        DbErr::ConnectionAcquire(_) => return true,
+        DbErr::Conn(RuntimeErr::SqlxError(e))
+        | DbErr::Exec(RuntimeErr::SqlxError(e))
+        | DbErr::Query(RuntimeErr::SqlxError(e)) => e,
+        _ => return false,
+    };
+    match &**sqlx {
+        SqlxError::Io(_)
+        | SqlxError::PoolTimedOut
+        | SqlxError::PoolClosed
+        | SqlxError::WorkerCrashed
+        | SqlxError::Tls(_) => true,
+        // PostgreSQL: 57014 query_canceled (statement_timeout), class 08
+        // connection exceptions, 57P01-57P03 shutdown and cannot connect now.
+        SqlxError::Database(db) => db.code().is_some_and(|code| {
+            code == "57014" || code.starts_with("08") || code.starts_with("57P")
+        }),
+        _ => false,
     }
 }
 
@@ -181,6 +220,11 @@ mod tests {
             (
                 AppError::StorageUnavailable("x".into()),
                 "STORAGE_UNAVAILABLE",
+                503,
+            ),
+            (
+                AppError::DatabaseUnavailable("x".into()),
+                "DATABASE_UNAVAILABLE",
                 503,
             ),
             (AppError::internal("x"), "INTERNAL", 500),
