@@ -51,6 +51,11 @@ impl Shutdown {
         self.grace_over.is_cancelled()
     }
 
+    /// The same signal as a future of its own, for streams to poll.
+    pub fn watch(&self) -> tokio_util::sync::WaitForCancellationFutureOwned {
+        self.grace_over.clone().cancelled_owned()
+    }
+
     /// Ends the grace period: every transfer waiting on `grace_over` stops.
     pub fn end_grace(&self) {
         self.grace_over.cancel();
@@ -91,7 +96,7 @@ impl App {
         let db = db::connect(&config.database, metrics.sql_statements()).await?;
         db::prepare(&db).await.map_err(StartError::Prepare)?;
         let gate = Gate::new(db.clone(), config.sessions.auth_cache_ttl);
-        let audit_log = AuditLog::new(db.clone());
+        let audit_log = AuditLog::start(db.clone());
         Ok(AppState(Arc::new(App {
             config,
             storage,

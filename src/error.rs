@@ -115,10 +115,9 @@ impl From<sea_orm::DbErr> for AppError {
 fn database_unreachable(e: &sea_orm::DbErr) -> bool {
     use sea_orm::{DbErr, RuntimeErr, SqlxError};
     let sqlx = match e {
-        DbErr::ConnectionAcquire(_) => return true,
-        DbErr::Conn(RuntimeErr::SqlxError(e))
-        | DbErr::Exec(RuntimeErr::SqlxError(e))
-        | DbErr::Query(RuntimeErr::SqlxError(e)) => e,
+        // No connection could be had or made, whatever the driver said.
+        DbErr::ConnectionAcquire(_) | DbErr::Conn(_) => return true,
+        DbErr::Exec(RuntimeErr::SqlxError(e)) | DbErr::Query(RuntimeErr::SqlxError(e)) => e,
         _ => return false,
     };
     match &**sqlx {

@@ -2,7 +2,10 @@
 //! on SIGTERM or Ctrl-C (stop accepting, let in-flight transfers finish
 //! within the grace period, then exit).
 
-use tokio::{net::TcpListener, sync::watch};
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
 
 use crate::{
     app::{App, StartError},
@@ -19,20 +22,37 @@ pub enum ServeError {
         addr: std::net::SocketAddr,
         source: std::io::Error,
     },
-    #[error("serving: {0}")]
-    Io(#[from] std::io::Error),
 }
 
-pub async fn run(config: Config) -> Result<(), ServeError> {
+/// How long, once the grace period is over, cut transfers get to clean up
+/// (abort their uploads, record their download events) before the exit.
+const CLEANUP: Duration = Duration::from_secs(5);
+
+pub async fn run(mut config: Config) -> Result<(), ServeError> {
     let addr = config.server.bind_addr;
     let grace = config.server.shutdown_grace;
     let dev = config.is_development();
     let graphiql = config.graphql.graphiql_enabled;
+    let connections = &mut config.server.connections;
+    connections.max_connections = http::ensure_descriptors(connections.max_connections);
     let app = App::start(config).await?;
     let listener = TcpListener::bind(addr)
         .await
         .map_err(|source| ServeError::Bind { addr, source })?;
+    let metrics_listener = match app.config.server.metrics_bind_addr {
+        Some(addr) => Some(
+            TcpListener::bind(addr)
+                .await
+                .map_err(|source| ServeError::Bind { addr, source })?,
+        ),
+        None => None,
+    };
     tracing::info!(%addr, "listening");
+    if let Some(addr) = app.config.server.metrics_bind_addr {
+        tracing::info!(%addr, "metrics listening");
+    } else if !dev {
+        tracing::warn!("METRICS_BIND_ADDR is unset: /metrics is not served");
+    }
     if graphiql {
         println!("GraphiQL: http://{addr}/graphql");
     }
@@ -43,24 +63,45 @@ pub async fn run(config: Config) -> Result<(), ServeError> {
              Then send it as the header  Authorization: Bearer <token>"
         );
     }
-    let (stop, stopping) = watch::channel(false);
-    tokio::spawn(async move {
-        shutdown_signal().await;
-        let _ = stop.send(true);
+
+    let stop = CancellationToken::new();
+    let mut api = tokio::spawn(http::serve(
+        listener,
+        app.clone(),
+        stop.clone().cancelled_owned(),
+    ));
+    let metrics = metrics_listener.map(|listener| {
+        tokio::spawn(http::serve_metrics(
+            listener,
+            app.clone(),
+            stop.clone().cancelled_owned(),
+        ))
     });
-    let mut until_stop = stopping.clone();
-    let server = http::serve(listener, app.clone(), async move {
-        let _ = until_stop.wait_for(|s| *s).await;
-    });
-    let mut after_stop = stopping;
     tokio::select! {
-        result = server => result?,
-        // In-flight transfers get the grace period, then the process exits.
-        _ = async {
-            let _ = after_stop.wait_for(|s| *s).await;
-            tokio::time::sleep(grace).await;
-        } => tracing::warn!(?grace, "grace period over: exiting with transfers still running"),
+        () = shutdown_signal() => {}
+        // The server does not stop on its own; if it did, stop the rest too.
+        _ = &mut api => tracing::error!("the API listener stopped"),
     }
+    stop.cancel();
+    // In-flight requests get the grace period; then long transfers are cut
+    // and get a moment to clean up.
+    if tokio::time::timeout(grace, &mut api).await.is_err() {
+        tracing::warn!(
+            ?grace,
+            "grace period over: stopping the transfers still running"
+        );
+        app.shutdown.end_grace();
+        if tokio::time::timeout(CLEANUP, &mut api).await.is_err() {
+            tracing::warn!("connections still open after the cleanup period; exiting anyway");
+        }
+    }
+    if let Some(metrics) = metrics {
+        metrics.abort();
+    }
+    if !app.audit_log.flush(CLEANUP).await {
+        tracing::error!("download events still queued at exit; the log lines above name them");
+    }
+    app.close_database().await;
     Ok(())
 }
 

@@ -43,23 +43,44 @@ impl Slot {
     }
 }
 
-/// Report files by id, kept per instance. A file never changes once
-/// recorded, so what was read once can be served from memory; the caller's
-/// reach is still checked on every lookup. Bounded in entries, and entries
+/// Report files by id, kept per instance, for the download route. A file
+/// never changes once recorded, so what was read once can be served from
+/// memory; the caller's reach is still checked on every lookup. That an id
+/// names no file is kept too (for a minute), so an id that exists but is
+/// out of reach and one that does not exist take the same path, in the same
+/// time: the 404s cannot be told apart. Bounded in entries, and entries
 /// expire, so a full cache evicts the least useful ones instead of starting
 /// over.
 #[derive(Clone)]
-pub struct FileCache(moka::sync::Cache<Uuid, report_file::Model>);
+pub struct FileCache(moka::sync::Cache<Uuid, Option<report_file::Model>>);
 
 const FILE_CACHE_ENTRIES: u64 = 10_000;
-const FILE_CACHE_TTL: Duration = Duration::from_secs(3600);
+
+/// How long an entry lives: a file for an hour, an unknown id for a minute
+/// (ids are random and only known once their file exists, but a minute is
+/// enough to make probing cost the same as a hit).
+struct Lifetimes;
+
+impl moka::Expiry<Uuid, Option<report_file::Model>> for Lifetimes {
+    fn expire_after_create(
+        &self,
+        _id: &Uuid,
+        file: &Option<report_file::Model>,
+        _created_at: std::time::Instant,
+    ) -> Option<Duration> {
+        Some(match file {
+            Some(_) => Duration::from_secs(3600),
+            None => Duration::from_secs(60),
+        })
+    }
+}
 
 impl FileCache {
     pub fn new() -> Self {
         FileCache(
             moka::sync::Cache::builder()
                 .max_capacity(FILE_CACHE_ENTRIES)
-                .time_to_live(FILE_CACHE_TTL)
+                .expire_after(Lifetimes)
                 .build(),
         )
     }
@@ -165,19 +186,29 @@ impl Files {
             .await?)
     }
 
-    /// Like `find`, answered from the instance's file cache when the reach
-    /// can be told without the database.
+    /// Like `find`, through the instance's file cache: the file is looked up
+    /// by id alone (cache, then database), and the reach checked in memory,
+    /// so what is out of reach and what does not exist cost the same.
     pub async fn find_cached(&self, id: Uuid) -> AppResult<Option<report_file::Model>> {
-        if let Some(file) = self.db.files.0.get(&id)
-            && let Some(reached) = self.reaches_stt(file.stt_id)
-        {
-            return Ok(reached.then_some(file));
+        let found = match self.db.files.0.get(&id) {
+            Some(entry) => entry,
+            None => {
+                let found = report_file::Entity::find()
+                    .filter(report_file::Column::Id.eq(id))
+                    .one(&self.db.conn)
+                    .await?;
+                self.db.files.0.insert(id, found.clone());
+                found
+            }
+        };
+        let Some(file) = found else {
+            return Ok(None);
+        };
+        match self.reaches_stt(file.stt_id) {
+            Some(reached) => Ok(reached.then_some(file)),
+            // Regions: which STTs they hold is the database's to say.
+            None => self.find(id).await,
         }
-        let found = self.find(id).await?;
-        if let Some(file) = &found {
-            self.db.files.0.insert(id, file.clone());
-        }
-        Ok(found)
     }
 
     fn filtered(&self, filter: &Filter) -> Select<report_file::Entity> {

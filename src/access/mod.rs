@@ -198,6 +198,15 @@ impl Access {
         })
     }
 
+    /// Whether the caller may upload at all (to some STT): settled before an
+    /// upload's body is read. Which STT is checked by `upload`.
+    pub fn uploader(&self) -> AppResult<()> {
+        match self.active()?.1 {
+            Role::RegionalStaff => Err(AppError::Forbidden),
+            _ => Ok(()),
+        }
+    }
+
     /// Users by id, as files and events name them: approved users.
     pub fn people(&self) -> AppResult<People> {
         self.active()?;

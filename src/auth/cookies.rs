@@ -15,7 +15,10 @@ pub enum CredentialSource {
 }
 
 /// The raw token of a request: the `Authorization: Bearer` header wins over
-/// the session cookie.
+/// the session cookie. Two session cookies make the request anonymous:
+/// browsers send the cookie with the longer path first, so a sibling
+/// subdomain that planted its own (a `Domain=` cookie) could otherwise pick
+/// whose session a request runs in.
 pub fn token_from_headers<'a>(
     headers: &'a HeaderMap,
     cookie_name: &str,
@@ -27,14 +30,20 @@ pub fn token_from_headers<'a>(
             .eq_ignore_ascii_case("bearer")
             .then(|| (token.trim(), CredentialSource::Bearer));
     }
-    headers
+    let mut sessions = headers
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(Cookie::split_parse)
         .filter_map(Result::ok)
-        .find(|c| c.name() == cookie_name)
-        .and_then(|c| c.value_raw())
+        .filter(|c| c.name() == cookie_name);
+    let session = sessions.next()?;
+    if sessions.next().is_some() {
+        tracing::info!("two session cookies in one request: treated as signed out");
+        return None;
+    }
+    session
+        .value_raw()
         .map(|value| (value.trim_matches('"'), CredentialSource::Cookie))
 }
 
@@ -96,6 +105,14 @@ mod tests {
             token_from_headers(&h, "s"),
             Some(("tok", CredentialSource::Cookie))
         );
+    }
+
+    #[test]
+    fn two_session_cookies_are_no_session() {
+        let h = headers(&[(header::COOKIE, "s=planted; s=mine")]);
+        assert_eq!(token_from_headers(&h, "s"), None);
+        let h = headers(&[(header::COOKIE, "s=planted"), (header::COOKIE, "s=mine")]);
+        assert_eq!(token_from_headers(&h, "s"), None);
     }
 
     #[test]

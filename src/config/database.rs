@@ -1,5 +1,7 @@
 //! Where metadata lives.
 
+use std::time::Duration;
+
 use secrecy::{ExposeSecret, SecretString};
 
 use super::{ConfigError, Vars};
@@ -10,6 +12,9 @@ pub const DEFAULT_DATABASE_URL: &str = "sqlite://./data/reportfiles.db?mode=rwc"
 #[derive(Debug, Clone)]
 pub struct DatabaseConfig {
     url: SecretString,
+    /// How long a request waits for a connection before the database counts
+    /// as unavailable (503): when it is down, a connection is never coming.
+    pub acquire_timeout: Duration,
 }
 
 impl DatabaseConfig {
@@ -27,8 +32,16 @@ impl DatabaseConfig {
                 "must be sqlite://PATH?mode=rwc or postgres://USER@HOST:PORT/DATABASE",
             ));
         }
+        let acquire_ms: u64 = env.parse("DATABASE_ACQUIRE_TIMEOUT_MS", 800)?;
+        if acquire_ms == 0 {
+            return Err(ConfigError::new(
+                "DATABASE_ACQUIRE_TIMEOUT_MS",
+                "must be at least 1 (milliseconds)",
+            ));
+        }
         Ok(DatabaseConfig {
             url: SecretString::from(url),
+            acquire_timeout: Duration::from_millis(acquire_ms),
         })
     }
 

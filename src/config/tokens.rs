@@ -120,9 +120,19 @@ impl SessionConfig {
                 "may hold letters, digits, `_`, `-` and `.` only",
             ));
         }
+        let cookie_secure = env.parse("COOKIE_SECURE", !dev)?;
+        // Browsers accept a `__Host-` cookie only when Secure (with Path=/
+        // and no Domain, which the session cookie always has): no sibling
+        // subdomain can then set or shadow it.
+        if cookie_name.starts_with("__Host-") && !cookie_secure {
+            return Err(ConfigError::new(
+                "SESSION_COOKIE_NAME",
+                "a __Host- cookie must be Secure: set COOKIE_SECURE=true (HTTPS only)",
+            ));
+        }
         Ok(SessionConfig {
             cookie_name,
-            cookie_secure: env.parse("COOKIE_SECURE", !dev)?,
+            cookie_secure,
             auth_cache_ttl: Duration::from_millis(env.parse("AUTH_CACHE_TTL_MS", 2000)?),
         })
     }
@@ -206,6 +216,18 @@ mod tests {
     fn a_short_hs256_secret_is_refused() {
         let err = config(&[("JWT_HS256_SECRET", "short")]).unwrap_err();
         assert_eq!(err.name, "JWT_HS256_SECRET");
+    }
+
+    #[test]
+    fn a_host_prefixed_cookie_must_be_secure() {
+        let err = config(&[("SESSION_COOKIE_NAME", "__Host-reportfiles_session")]).unwrap_err();
+        assert_eq!(err.name, "SESSION_COOKIE_NAME");
+        let c = config(&[
+            ("SESSION_COOKIE_NAME", "__Host-reportfiles_session"),
+            ("COOKIE_SECURE", "true"),
+        ])
+        .unwrap();
+        assert_eq!(c.sessions.cookie_name, "__Host-reportfiles_session");
     }
 
     #[test]

@@ -34,7 +34,7 @@ pub async fn connect(
     options
         .max_connections(if config.is_sqlite() { 8 } else { 32 })
         .connect_timeout(Duration::from_secs(10))
-        .acquire_timeout(Duration::from_secs(10))
+        .acquire_timeout(config.acquire_timeout)
         .sqlx_logging(false);
     let mut db = Database::connect(options).await?;
     db.set_metric_callback(move |_| {

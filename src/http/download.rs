@@ -76,6 +76,7 @@ async fn download(
             report_file_id: file.id,
             user_id: principal,
             started_at,
+            finished_at: None,
             bytes_sent: 0,
             requested_range: text(header::RANGE).map(|r| r.chars().take(255).collect()),
             outcome: DownloadOutcome::Failed,
@@ -86,30 +87,29 @@ async fn download(
     let meta = Meta::of(&file);
 
     if not_modified(&headers, &meta) {
-        event.finish(DownloadOutcome::NotModified, 0);
+        if method == Method::GET {
+            event.finish(DownloadOutcome::NotModified, 0);
+        }
         let mut res = StatusCode::NOT_MODIFIED.into_response();
         meta.validators(res.headers_mut());
         return res;
     }
 
-    let range = match requested_range(&headers, &meta) {
-        Ok(r) => r,
-        Err(()) => {
-            event.finish(DownloadOutcome::Failed, 0);
-            let mut res = StatusCode::RANGE_NOT_SATISFIABLE.into_response();
-            res.headers_mut().insert(
-                header::CONTENT_RANGE,
-                value(&format!("bytes */{}", meta.size)),
-            );
-            return res;
-        }
+    // A range past the end sends nothing of the file: not a download.
+    let Ok(range) = requested_range(&headers, &meta) else {
+        let mut res = StatusCode::RANGE_NOT_SATISFIABLE.into_response();
+        res.headers_mut().insert(
+            header::CONTENT_RANGE,
+            value(&format!("bytes */{}", meta.size)),
+        );
+        return res;
     };
     let length = range
         .as_ref()
         .map_or(meta.size, |r| r.end() - r.start() + 1);
 
+    // HEAD reads headers only: not a download either.
     let body = if method == Method::HEAD {
-        event.finish(DownloadOutcome::Completed, 0);
         Body::empty()
     } else {
         let byte_range = range.as_ref().map(|r| *r.start()..r.end() + 1);
@@ -270,11 +270,18 @@ struct Recorder {
 
 impl Recorder {
     fn finish(self, outcome: DownloadOutcome, bytes: u64) {
-        self.state.metrics.download_finished(outcome, bytes);
         let mut event = self.event;
         event.outcome = outcome;
         event.bytes_sent = bytes as i64;
+        event.finished_at = Some(Utc::now());
         self.state.audit_log.record(event);
+    }
+
+    /// A response that streamed a body: recorded, and counted in the
+    /// download metrics (which count only those).
+    fn finish_stream(self, outcome: DownloadOutcome, bytes: u64) {
+        self.state.metrics.download_finished(outcome, bytes);
+        self.finish(outcome, bytes);
     }
 }
 
@@ -344,7 +351,7 @@ impl Drop for Tracked {
             StreamState::Streaming => DownloadOutcome::Aborted,
         };
         if let Some(r) = self.recorder.take() {
-            r.finish(outcome, self.sent);
+            r.finish_stream(outcome, self.sent);
         }
     }
 }

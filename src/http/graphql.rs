@@ -316,14 +316,28 @@ async fn post(
         );
     }
     let limit = endpoint.app.config.graphql.body_limit_bytes;
-    let body = match axum::body::to_bytes(body, limit).await {
-        Ok(b) => b,
+    let too_large = || {
+        request_error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            response_type,
+            "PAYLOAD_TOO_LARGE",
+            &format!("the body is larger than {limit} bytes"),
+        )
+    };
+    if declared_length(&headers).is_some_and(|n| n > limit as u64) {
+        return too_large();
+    }
+    // A body must arrive as promptly as a request head.
+    let within = endpoint.app.config.server.connections.header_timeout;
+    let body = match tokio::time::timeout(within, axum::body::to_bytes(body, limit)).await {
+        Ok(Ok(b)) => b,
+        Ok(Err(_)) => return too_large(),
         Err(_) => {
             return request_error(
-                StatusCode::PAYLOAD_TOO_LARGE,
+                StatusCode::REQUEST_TIMEOUT,
                 response_type,
-                "PAYLOAD_TOO_LARGE",
-                &format!("the body is larger than {limit} bytes"),
+                "BAD_USER_INPUT",
+                &format!("the body did not arrive within {} s", within.as_secs()),
             );
         }
     };
@@ -396,11 +410,51 @@ async fn post_multipart(
             "multipart requests need the header `Apollo-Require-Preflight: true`",
         );
     }
-    let limit = endpoint.app.config.graphql.body_limit_bytes;
-    match multipart::read_parts(&headers, body, limit).await {
-        Ok((request, pending)) => execute(&endpoint, access, request, pending, response_type).await,
-        Err(e) => request_error(e.status(), response_type, e.code(), &e.to_string()),
+    // Nothing of the body is read before the caller is known to be someone
+    // who may upload, and the body is refused unread when it says it is too
+    // large.
+    let refuse = |e: AppError| request_error(e.status(), response_type, e.code(), &e.to_string());
+    let access = match access.and_then(|a| a.uploader().map(|()| a)) {
+        Ok(access) => access,
+        Err(e) => return refuse(e),
+    };
+    let config = &endpoint.app.config;
+    let text_limit = config.graphql.body_limit_bytes;
+    let max_upload = config.uploads.max_bytes;
+    if declared_length(&headers)
+        .is_some_and(|n| n > multipart::max_request_bytes(text_limit, max_upload))
+    {
+        return refuse(AppError::PayloadTooLarge { limit: max_upload });
     }
+    // The parts before the file must arrive as promptly as a request head.
+    let within = config.server.connections.header_timeout;
+    let parts = tokio::time::timeout(
+        within,
+        multipart::read_parts(&headers, body, text_limit, max_upload),
+    )
+    .await
+    .unwrap_or_else(|_| {
+        Err(AppError::bad_input(format!(
+            "the `operations` and `map` parts did not arrive within {} s",
+            within.as_secs()
+        )))
+    });
+    match parts {
+        Ok((request, pending)) => {
+            execute(&endpoint, Ok(access), request, pending, response_type).await
+        }
+        Err(e) => refuse(e),
+    }
+}
+
+/// The request's `Content-Length`, when it has a valid one.
+fn declared_length(headers: &HeaderMap) -> Option<u64> {
+    headers
+        .get(header::CONTENT_LENGTH)?
+        .to_str()
+        .ok()?
+        .parse()
+        .ok()
 }
 
 fn respond(mut response: async_graphql::Response, response_type: ResponseType) -> Response {

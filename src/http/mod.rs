@@ -11,6 +11,7 @@
 //! | `metrics` | `/metrics`, and the layer that counts requests |
 //! | `graphiql` | the GraphiQL page's assets |
 
+mod connections;
 mod download;
 mod extract;
 mod graphiql;
@@ -23,7 +24,10 @@ use std::{future::Future, time::Duration};
 
 use axum::{
     Router,
+    extract::Request,
     http::{HeaderName, HeaderValue, Method, header},
+    middleware::Next,
+    response::Response,
 };
 use tokio::net::TcpListener;
 use tower_http::{
@@ -32,23 +36,31 @@ use tower_http::{
     trace::TraceLayer,
 };
 
+pub use connections::ensure_descriptors;
 pub use download::content_disposition;
 pub use graphql::{ResponseType, negotiate};
 
 use crate::{app::AppState, config::CorsConfig};
 
+/// Whether `/metrics` is served on the API listener: in development when it
+/// has no listener of its own. In production it never is: what the
+/// server is doing is not public.
+fn metrics_on_api(app: &AppState) -> bool {
+    app.config.is_development() && app.config.server.metrics_bind_addr.is_none()
+}
+
 pub fn router(app: AppState) -> Router {
     let cors = cors_layer(&app.config.cors);
+    let mut routes = Router::new()
+        .merge(graphiql::router())
+        .merge(ops::router())
+        .merge(download::router());
+    if metrics_on_api(&app) {
+        routes = routes.merge(metrics::router());
+    }
     let mut router = Router::new()
         .merge(graphql::router(app.clone()))
-        .merge(
-            Router::new()
-                .merge(graphiql::router())
-                .merge(ops::router())
-                .merge(download::router())
-                .merge(metrics::router())
-                .with_state(app.clone()),
-        )
+        .merge(routes.with_state(app.clone()))
         .layer(axum::middleware::from_fn_with_state(app, metrics::track));
     if let Some(cors) = cors {
         router = router.layer(cors);
@@ -66,6 +78,28 @@ pub fn router(app: AppState) -> Router {
         )
         .layer(PropagateRequestIdLayer::x_request_id())
         .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+        .layer(axum::middleware::from_fn(plain_request_id))
+}
+
+/// A client's `X-Request-Id` is kept only when it is short and plain
+/// (`[A-Za-z0-9._-]{1,64}`); anything else is dropped and replaced by a
+/// fresh one, so logs and echoes never carry what a client smuggled in.
+async fn plain_request_id(mut req: Request, next: Next) -> Response {
+    let plain = req
+        .headers()
+        .get("x-request-id")
+        .map(|v| is_plain_request_id(v.as_bytes()));
+    if plain == Some(false) {
+        req.headers_mut().remove("x-request-id");
+    }
+    next.run(req).await
+}
+
+fn is_plain_request_id(id: &[u8]) -> bool {
+    (1..=64).contains(&id.len())
+        && id
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
 }
 
 /// CORS for the configured frontend origins only, with credentials so that
@@ -106,21 +140,38 @@ fn cors_layer(config: &CorsConfig) -> Option<CorsLayer> {
     )
 }
 
-/// Serves until `shutdown` resolves, then lets in-flight requests finish.
-pub async fn serve(
+/// Serves the API until `shutdown` resolves, then lets in-flight requests
+/// finish; resolves when every connection has closed.
+pub async fn serve(listener: TcpListener, app: AppState, shutdown: impl Future<Output = ()>) {
+    let limits = app.config.server.connections.clone();
+    let cut = app.shutdown.clone();
+    connections::serve(listener, router(app), limits, shutdown, cut).await
+}
+
+/// Serves `/metrics` alone (`METRICS_BIND_ADDR`), for a scraper on a
+/// private network.
+pub async fn serve_metrics(
     listener: TcpListener,
     app: AppState,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
-    use axum::serve::ListenerExt;
-    // Small answers (headers, a GraphQL reply) must not wait for Nagle.
-    let listener = listener.tap_io(|tcp| {
-        let _ = tcp.set_nodelay(true);
-    });
-    axum::serve(
-        listener,
-        router(app).into_make_service_with_connect_info::<std::net::SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown)
-    .await
+    shutdown: impl Future<Output = ()>,
+) {
+    let limits = app.config.server.connections.clone();
+    let cut = app.shutdown.clone();
+    let router = metrics::router().with_state(app);
+    connections::serve(listener, router, limits, shutdown, cut).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_plain_request_id;
+
+    #[test]
+    fn only_short_plain_request_ids_are_kept() {
+        for id in ["abc", "A.b_c-9", &"x".repeat(64)] {
+            assert!(is_plain_request_id(id.as_bytes()), "{id}");
+        }
+        for id in ["", "a b", "a\tb", "a/b", "ü", &"x".repeat(65), "a\"b"] {
+            assert!(!is_plain_request_id(id.as_bytes()), "{id}");
+        }
+    }
 }

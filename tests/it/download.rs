@@ -152,8 +152,15 @@ async fn unsatisfiable_ranges_give_416(app: TestApp) {
             "{range}"
         );
     }
-    let events = app.download_events(f.id, 3).await;
-    assert!(all_events_are(&events, DownloadOutcome::Failed, Some(0)));
+    // Nothing of the file was sent: not a download. Events are written in
+    // order, so once the next download's event is there, a 416's would be.
+    assert_eq!(app.download(&token, &f.url, &[]).await.status(), 200);
+    let events = app.download_events(f.id, 1).await;
+    assert!(all_events_are(
+        &events,
+        DownloadOutcome::Completed,
+        Some(1000)
+    ));
 }
 
 async fn malformed_or_multiple_ranges_are_ignored(app: TestApp) {
@@ -261,8 +268,21 @@ async fn head_sends_headers_without_a_body(app: TestApp) {
         .unwrap();
     assert_eq!(res.status().as_u16(), 206);
     assert_eq!(header(&res, "content-length"), Some("10"));
-    let events = app.download_events(f.id, 2).await;
-    assert!(all_events_are(&events, DownloadOutcome::Completed, Some(0)));
+    // HEAD is not a download: only the GET after it is recorded (events
+    // are written in order, so a HEAD's would be there by then).
+    assert_eq!(app.download(&token, &f.url, &[]).await.status(), 200);
+    let events = app.download_events(f.id, 1).await;
+    assert!(all_events_are(
+        &events,
+        DownloadOutcome::Completed,
+        Some(1234)
+    ));
+    assert_eq!(
+        app.metric("reportfiles_downloads_total{outcome=\"COMPLETED\"}")
+            .await,
+        1,
+        "download metrics count GETs that sent a body"
+    );
 }
 
 async fn without_credentials_the_answer_is_401(app: TestApp) {
@@ -608,4 +628,34 @@ async fn a_download_slower_than_the_storage_read_timeout_completes() {
         app.download_events(f.id, 1).await[0].outcome,
         DownloadOutcome::Completed
     );
+}
+
+/// A file out of reach and an id that names nothing take the same path:
+/// the same statements the first time, none the next (both remembered), so
+/// their 404s cannot be told apart by timing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_forbidden_file_and_a_missing_one_cost_the_same() {
+    let app = TestApp::sqlite_with(&[("AUTH_CACHE_TTL_MS", "60000")]).await;
+    let (_, alaskan) = app.analyst("alaskan", ALASKA).await;
+    let (_, analyst) = app.analyst("analyst", ALABAMA).await;
+    let theirs = app.upload_file(&alaskan, ALASKA, "a.txt", text(10)).await;
+    let missing = format!("/v1/report-files/{}/download", uuid::Uuid::new_v4());
+    // Signed in and remembered: only the file lookup is left to count.
+    assert_eq!(
+        app.download(&analyst, "/v1/report-files/x/download", &[])
+            .await
+            .status(),
+        404
+    );
+    let cost = async |path: &str| {
+        let before = app.sql_statements();
+        let res = app.download(&analyst, path, &[]).await;
+        assert_eq!(res.status().as_u16(), 404, "{path}");
+        app.sql_statements() - before
+    };
+    let forbidden_first = cost(&theirs.url).await;
+    let missing_first = cost(&missing).await;
+    assert_eq!(forbidden_first, missing_first);
+    assert_eq!(forbidden_first, 1, "one lookup by id");
+    assert_eq!((cost(&theirs.url).await, cost(&missing).await), (0, 0));
 }

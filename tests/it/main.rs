@@ -5,9 +5,12 @@ mod common;
 
 mod access_matrix;
 mod auth;
+mod connections;
 mod download;
 mod frontend;
 mod graphql_api;
 mod graphql_over_http;
+mod multipart_bounds;
 mod ops;
+mod outages;
 mod upload;

@@ -41,6 +41,21 @@ async fn every_response_carries_a_request_id(app: TestApp) {
     );
 }
 
+async fn a_request_id_that_is_not_short_and_plain_is_replaced(app: TestApp) {
+    let long = "a".repeat(65);
+    for id in ["tab\there", "semi;colon", "sp ace", long.as_str()] {
+        let res = app
+            .get("/healthz")
+            .header("x-request-id", id)
+            .send()
+            .await
+            .unwrap();
+        let echoed = header(&res, "x-request-id").unwrap();
+        assert_ne!(echoed, id);
+        assert!(uuid::Uuid::parse_str(echoed).is_ok(), "{echoed}");
+    }
+}
+
 async fn seeding_twice_changes_nothing(app: TestApp) {
     let stts = || entity::stt::Entity::find().count(&app.db);
     let regions = || entity::region::Entity::find().count(&app.db);
@@ -68,6 +83,7 @@ db_tests!(
     health_and_readiness_answer,
     readiness_fails_when_the_database_is_gone,
     every_response_carries_a_request_id,
+    a_request_id_that_is_not_short_and_plain_is_replaced,
     seeding_twice_changes_nothing,
     graphiql_is_served_when_enabled,
 );
@@ -165,4 +181,49 @@ async fn the_cli_creates_and_approves_users() {
         json!([{ "subject": "cli-admin", "role": "SYSTEM_ADMIN", "status": "APPROVED" }])
     );
     assert!(error_codes(&body).is_empty());
+}
+
+#[tokio::test]
+async fn production_keeps_metrics_off_the_api_listener() {
+    let app = TestApp::sqlite_with(&[("APP_ENV", "production"), ("JWT_ALGORITHMS", "HS256")]).await;
+    let res = app.get("/metrics").send().await.unwrap();
+    assert_eq!(res.status().as_u16(), 404);
+}
+
+#[tokio::test]
+async fn metrics_are_served_on_their_own_listener() {
+    let app = TestApp::sqlite().await;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let metrics_addr = format!("127.0.0.1:{port}");
+    let server = app
+        .spawn_process_with(&[
+            ("APP_ENV", "production"),
+            ("JWT_ALGORITHMS", "HS256"),
+            ("METRICS_BIND_ADDR", &metrics_addr),
+        ])
+        .await;
+    let api = app
+        .client
+        .get(format!("{}/metrics", server.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(api.status().as_u16(), 404, "not on the API listener");
+    let own = app
+        .client
+        .get(format!("http://{metrics_addr}/metrics"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(own.status().as_u16(), 200);
+    assert!(
+        own.text()
+            .await
+            .unwrap()
+            .contains("reportfiles_http_requests_total")
+    );
 }

@@ -6,6 +6,7 @@
 //! the library's API changes.
 
 mod process;
+mod proxy;
 mod requests;
 mod s3;
 mod server;
@@ -16,9 +17,10 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
 pub use process::ServerProcess;
+pub use proxy::Proxy;
 pub use requests::{UPLOAD, UPLOAD_MAP, upload_operations};
 pub use s3::S3Server;
-pub use server::{TestApp, now_secs, schema_sdl};
+pub use server::{TestApp, now_secs, postgres_addr, schema_sdl};
 
 pub const ALABAMA: i32 = 1; // region 4
 pub const ALASKA: i32 = 2; // region 10

@@ -23,6 +23,22 @@ impl ServerProcess {
         assert!(status.success());
     }
 
+    /// The server's address, for raw sockets.
+    pub fn addr(&self) -> &str {
+        self.base.trim_start_matches("http://")
+    }
+
+    /// The server's resident memory now, in bytes.
+    pub fn rss(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap();
+        let kb: u64 = status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .expect("VmRSS in /proc/PID/status");
+        kb * 1024
+    }
+
     /// Whether a new TCP connection to the server is accepted now.
     pub async fn accepts_connections(&self) -> bool {
         let addr = self.base.trim_start_matches("http://");
@@ -74,11 +90,17 @@ impl TestApp {
             child,
         };
         let health = format!("{}/healthz", process.base);
+        // A client of its own that keeps no connection open afterwards: some
+        // tests count the server's connections.
+        let probe = reqwest::Client::builder()
+            .pool_max_idle_per_host(0)
+            .build()
+            .unwrap();
         wait_until(
             Duration::from_secs(10),
             "the second server process answers /healthz",
             async || {
-                self.client
+                probe
                     .get(&health)
                     .send()
                     .await

@@ -203,6 +203,16 @@ impl TestApp {
         );
     }
 
+    /// The download events of a file written so far, oldest first.
+    pub async fn download_events_now(&self, file: uuid::Uuid) -> Vec<download_event::Model> {
+        download_event::Entity::find()
+            .filter(download_event::Column::ReportFileId.eq(file))
+            .order_by_asc(download_event::Column::Id)
+            .all(&self.db)
+            .await
+            .unwrap()
+    }
+
     /// The download events of a file, waiting until `n` have been written
     /// (they are written when the response body is done with).
     pub async fn download_events(&self, file: uuid::Uuid, n: usize) -> Vec<download_event::Model> {
@@ -210,12 +220,7 @@ impl TestApp {
             Duration::from_secs(10),
             &format!("{n} download events of {file}"),
             async || {
-                let events = download_event::Entity::find()
-                    .filter(download_event::Column::ReportFileId.eq(file))
-                    .order_by_asc(download_event::Column::Id)
-                    .all(&self.db)
-                    .await
-                    .unwrap();
+                let events = self.download_events_now(file).await;
                 (events.len() >= n).then_some(events)
             },
         )

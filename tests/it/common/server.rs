@@ -49,6 +49,24 @@ async fn new_postgres_database() -> String {
     format!("{base}/{name}")
 }
 
+/// Set by `postgres_behind`: the database the proxy forwards to, for the
+/// test's own connection.
+const DIRECT_DATABASE_URL: &str = "TEST_DIRECT_DATABASE_URL";
+
+/// The PostgreSQL server's address, for a proxy in front of it.
+pub fn postgres_addr() -> std::net::SocketAddr {
+    let url = postgres_admin_url();
+    let authority = url
+        .split('@')
+        .nth(1)
+        .and_then(|rest| rest.split('/').next())
+        .expect("TEST_POSTGRES_URL names a host and port after `@`");
+    std::net::ToSocketAddrs::to_socket_addrs(authority)
+        .unwrap()
+        .next()
+        .unwrap()
+}
+
 /// Where the PostgreSQL tests connect to create their own databases.
 fn postgres_admin_url() -> String {
     std::env::var("TEST_POSTGRES_URL")
@@ -89,6 +107,23 @@ impl TestApp {
             None => HashMap::from([("STORAGE_URL".to_string(), local_storage_url(&dir))]),
         };
         env.insert("DATABASE_URL".into(), database_url);
+        Self::start(dir, env, vars).await
+    }
+
+    /// A server on a fresh PostgreSQL database that it reaches only through
+    /// `proxy`, so the test can cut the database off; the test's own
+    /// connection goes straight to it.
+    pub async fn postgres_behind(proxy: &super::Proxy, vars: &[(&str, &str)]) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let direct = new_postgres_database().await;
+        let (base, name) = direct.rsplit_once('/').unwrap();
+        let (credentials, _) = base.rsplit_once('@').unwrap();
+        let proxied = format!("{credentials}@127.0.0.1:{}/{name}", proxy.port);
+        let env = HashMap::from([
+            ("STORAGE_URL".to_string(), local_storage_url(&dir)),
+            ("DATABASE_URL".to_string(), proxied),
+            (DIRECT_DATABASE_URL.to_string(), direct),
+        ]);
         Self::start(dir, env, vars).await
     }
 
@@ -133,8 +168,10 @@ impl TestApp {
         }
         let config = Config::from_lookup(|k| env.get(k).cloned()).expect("test config");
         let state = App::start(config).await.expect("server state");
-        // Opened after the server's start, which created and migrated it.
-        let db = Database::connect(&env["DATABASE_URL"])
+        // Opened after the server's start, which created and migrated it;
+        // straight to the database even when the server goes through a proxy.
+        let own_url = env.get(DIRECT_DATABASE_URL).unwrap_or(&env["DATABASE_URL"]);
+        let db = Database::connect(own_url)
             .await
             .expect("the test's database connection");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
