@@ -48,8 +48,13 @@ fn var(name: &str) -> String {
     std::env::var(name).unwrap_or_else(|_| panic!("{name} must be set (run bench/run)"))
 }
 
+mod abuse;
+
 #[tokio::main]
 async fn main() {
+    if std::env::args().nth(1).as_deref() == Some("abuse") {
+        return abuse::run().await;
+    }
     let s3 = AmazonS3Builder::new()
         .with_endpoint(var("AWS_ENDPOINT_URL"))
         .with_bucket_name(var("BENCH_BUCKET"))
