@@ -61,8 +61,16 @@ pub async fn run(config: Config) -> Result<(), ServeError> {
             tokio::time::sleep(grace).await;
         } => tracing::warn!(?grace, "grace period over: exiting with transfers still running"),
     }
+    // Uploads still running stop now and abort their multipart uploads;
+    // the process exits once those aborts are through (or the wait is over).
+    app.shutdown.end_grace();
+    app.storage.wait_for_aborts(ABORTS_AT_EXIT).await;
     Ok(())
 }
+
+/// How long the process waits for aborts of multipart uploads before it
+/// exits anyway (what is left is the sweep's).
+const ABORTS_AT_EXIT: std::time::Duration = std::time::Duration::from_secs(5);
 
 async fn shutdown_signal() {
     let ctrl_c = async {
