@@ -190,9 +190,9 @@ impl fmt::Display for SweepReport {
         for o in &self.orphans {
             writeln!(
                 f,
-                "object without a row: {} ({} versions and delete markers): {}",
+                "object without a row: {} ({}): {}",
                 o.item.key,
-                o.item.versions.len(),
+                o.item.describe_versions(),
                 outcome(&o.error, "deleted", "would be deleted")
             )?;
         }
@@ -223,26 +223,44 @@ impl fmt::Display for SweepReport {
 
 impl SweepReport {
     fn summary(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let verb = |done: &str, would: &str| {
-            if self.options.dry_run {
-                would.to_string()
-            } else {
-                done.to_string()
-            }
-        };
+        let (done, would) = ("deleted", "to delete");
+        let (aborted, to_abort) = ("aborted", "to abort");
+        let dry = self.options.dry_run;
         let failed = self.orphans.iter().filter(|o| o.error.is_some()).count()
             + self.incomplete.iter().filter(|u| u.error.is_some()).count();
         writeln!(
             f,
-            "summary: {} objects without rows {}, {} incomplete uploads {}, {} rows without objects (the sweep never deletes rows: restore the object or remove the row by hand), {} younger items left alone, {} failures",
+            "summary: objects without rows {}: {}; incomplete uploads {}: {}; \
+             rows without objects: {} (reported only: the sweep never deletes a row; \
+             restore its object or remove it by hand); younger items left alone: {}; \
+             failures: {failed}",
+            if dry { would } else { done },
             self.orphans.len(),
-            verb("deleted", "to delete"),
+            if dry { to_abort } else { aborted },
             self.incomplete.len(),
-            verb("aborted", "to abort"),
             self.rows_without_objects.len(),
             self.left_young,
-            failed
         )
+    }
+}
+
+impl Orphan {
+    /// "2 versions, 1 delete marker".
+    fn describe_versions(&self) -> String {
+        let markers = self.versions.iter().filter(|v| v.delete_marker).count();
+        let versions = self.versions.len() - markers;
+        let plural = |n: usize, what: &str| match n {
+            1 => format!("1 {what}"),
+            n => format!("{n} {what}s"),
+        };
+        match markers {
+            0 => plural(versions, "version"),
+            m => format!(
+                "{}, {}",
+                plural(versions, "version"),
+                plural(m, "delete marker")
+            ),
+        }
     }
 }
 
