@@ -92,6 +92,9 @@ impl App {
     pub async fn start(config: Config) -> Result<AppState, StartError> {
         let tokens = Tokens::load(&config.tokens)?;
         let storage = Storage::new(&config.storage, &config.uploads)?;
+        // Staging files of the local backend are only left by a process
+        // that died mid-upload: nothing else would ever remove them.
+        storage.remove_stale_staging_files().await;
         let metrics = Metrics::new();
         let db = db::connect(&config.database, metrics.sql_statements()).await?;
         db::prepare(&db).await.map_err(StartError::Prepare)?;

@@ -11,7 +11,7 @@
 //! | `access` | the role table and the capabilities that hold the data |
 //! | `auth` | keys, JWT verification, where a request's token is |
 //! | `upload` | checking a file and streaming it into storage |
-//! | `storage` | the object_store facade |
+//! | `storage` | the object_store facade, and the sweep that reconciles it with the table |
 //! | `db` | connecting, migrations, reference data |
 //! | `metrics` | the Prometheus registry |
 //! | `error` | the one error type |

@@ -1,7 +1,7 @@
 //! The command line. Every command reads the same configuration as the
 //! server; the work itself is in the library.
 
-use std::process::ExitCode;
+use std::{process::ExitCode, time::Duration};
 
 use clap::{Parser, Subcommand};
 use entity::{Role, UserStatus};
@@ -10,6 +10,7 @@ use reportfiles::{
     auth::Tokens,
     config::Config,
     server,
+    storage::{Storage, SweepOptions},
 };
 use tracing_subscriber::{EnvFilter, fmt, prelude::*};
 
@@ -49,6 +50,25 @@ enum Command {
     },
     /// Print the GraphQL schema (SDL).
     Schema,
+    /// Object storage maintenance.
+    #[command(subcommand)]
+    Storage(StorageCommand),
+}
+
+#[derive(Subcommand)]
+enum StorageCommand {
+    /// Reconcile storage with the database: delete objects no row points at
+    /// (every version), abort incomplete multipart uploads, and report rows
+    /// whose object is missing (rows are never deleted).
+    Sweep {
+        /// Print what would be done; change nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Touch only what is older than this (30s, 15m, 2h, 1d): younger
+        /// objects and uploads may belong to uploads still running.
+        #[arg(long, default_value = "24h", value_parser = humantime::parse_duration)]
+        older_than: Duration,
+    },
 }
 
 #[derive(Subcommand)]
@@ -125,7 +145,7 @@ fn init_tracing(json: bool) {
     }
 }
 
-type Error = Box<dyn std::error::Error>;
+type Error = Box<dyn std::error::Error + Send + Sync>;
 
 /// A connection for a command, with the schema brought up to date.
 async fn operator(config: &Config) -> Result<Operator, Error> {
@@ -196,6 +216,26 @@ async fn run(command: Command, config: Config) -> Result<(), Error> {
                 );
             }
             Ok(())
+        }
+        Command::Storage(StorageCommand::Sweep {
+            dry_run,
+            older_than,
+        }) => {
+            let storage = Storage::new(&config.storage, &config.uploads)?;
+            // Rows first: an object written after this is then too young
+            // to touch, never mistaken for one a row lacks.
+            let recorded = operator(&config).await?.recorded_objects().await?;
+            let options = SweepOptions {
+                dry_run,
+                older_than,
+            };
+            let report = storage.sweep(&recorded, &options).await?;
+            print!("{report}");
+            if report.succeeded() {
+                Ok(())
+            } else {
+                Err("some objects or uploads could not be removed (see above)".into())
+            }
         }
         Command::Schema => unreachable!("handled before configuration is read"),
     }

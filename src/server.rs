@@ -98,12 +98,19 @@ pub async fn run(mut config: Config) -> Result<(), ServeError> {
     if let Some(metrics) = metrics {
         metrics.abort();
     }
+    // Uploads cut above abort their multipart uploads in the background;
+    // the process exits once those aborts are through (or the wait is over).
+    app.storage.wait_for_aborts(ABORTS_AT_EXIT).await;
     if !app.audit_log.flush(CLEANUP).await {
         tracing::error!("download events still queued at exit; the log lines above name them");
     }
     app.close_database().await;
     Ok(())
 }
+
+/// How long the process waits for aborts of multipart uploads before it
+/// exits anyway (what is left is the sweep's).
+const ABORTS_AT_EXIT: std::time::Duration = std::time::Duration::from_secs(5);
 
 async fn shutdown_signal() {
     let ctrl_c = async {

@@ -2,15 +2,18 @@
 //! while its size and SHA-256 are computed. Nothing touches local disk and
 //! at most a few parts are held in memory.
 
+use std::time::Duration;
+
 use bytes::Bytes;
-use futures_util::{Stream, StreamExt};
+use futures_util::{Stream, StreamExt, stream};
 use sha2::{Digest, Sha256};
 
 use crate::{
     access::{NewReportFile, UploadGrant},
+    app::Shutdown,
     config::UploadConfig,
     error::{AppError, AppResult},
-    storage::Storage,
+    storage::{OBJECT_PREFIX, ObjectWriter, Storage},
 };
 
 /// The slot an upload is for; the STT comes from the grant.
@@ -25,6 +28,8 @@ pub struct Target {
 pub struct Receiver<'a> {
     pub storage: &'a Storage,
     pub policy: &'a UploadConfig,
+    /// Ends the upload when the grace period after SIGTERM is over.
+    pub shutdown: &'a Shutdown,
 }
 
 impl Receiver<'_> {
@@ -48,7 +53,8 @@ impl Receiver<'_> {
         let stored = store(
             self.storage,
             self.policy,
-            format!("report-files/{id}"),
+            self.shutdown,
+            format!("{OBJECT_PREFIX}{id}"),
             body,
         )
         .await?;
@@ -63,13 +69,17 @@ impl Receiver<'_> {
             size_bytes: stored.size as i64,
             sha256: stored.sha256,
             object_key: stored.key.clone(),
-            storage_version: stored.version,
+            storage_version: stored.version.clone(),
             etag: stored.e_tag,
         };
         match grant.insert_next_version(new).await {
             Ok(file) => Ok(file),
             Err(e) => {
-                self.storage.delete(&stored.key).await;
+                // Exactly this version: in a versioned bucket a plain delete
+                // would only hide the bytes behind a delete marker.
+                self.storage
+                    .delete_version(&stored.key, stored.version.as_deref())
+                    .await;
                 Err(e)
             }
         }
@@ -141,34 +151,108 @@ const MAGIC: &[(&[u8], &str)] = &[
     (b"BM", "a bitmap image"),
 ];
 
-/// Refuses content that is not a text data file: NUL bytes, or the magic
-/// number of an image or archive at the start.
-fn check_text(start: &[u8], at_file_start: bool) -> AppResult<()> {
-    if at_file_start {
-        for (magic, what) in MAGIC {
-            // "BM" alone starts ordinary text too; a bitmap's header follows.
-            let is_bmp = *magic == b"BM";
-            if start.starts_with(magic) && (!is_bmp || start.get(6..10) == Some(&[0, 0, 0, 0])) {
-                return Err(AppError::bad_input(format!(
-                    "the file is {what}, not a text data file"
-                )));
-            }
+/// How many bytes of the start the magic-number check needs: a bitmap's
+/// header is recognised by bytes 6..10.
+const MAGIC_BYTES: usize = 10;
+
+/// Refuses the magic number of an image or archive at the start of a file.
+fn check_magic(start: &[u8]) -> AppResult<()> {
+    for (magic, what) in MAGIC {
+        // "BM" alone starts ordinary text too; a bitmap's header follows.
+        let is_bmp = *magic == b"BM";
+        if start.starts_with(magic) && (!is_bmp || start.get(6..10) == Some(&[0, 0, 0, 0])) {
+            return Err(AppError::bad_input(format!(
+                "the file is {what}, not a text data file"
+            )));
         }
-    }
-    if start.contains(&0) {
-        return Err(AppError::bad_input(
-            "the file has NUL bytes: it is binary, not a text data file",
-        ));
     }
     Ok(())
 }
 
+/// Checks the start of a file however it is split into chunks: the magic
+/// number once [`MAGIC_BYTES`] have arrived (or the file ended first), NUL
+/// bytes in every chunk of the first [`SNIFF_BYTES`].
+#[derive(Default)]
+struct Sniffer {
+    /// The first bytes, until the magic-number check has run.
+    head: Vec<u8>,
+    magic_checked: bool,
+    seen: usize,
+}
+
+impl Sniffer {
+    fn feed(&mut self, chunk: &[u8]) -> AppResult<()> {
+        if !self.magic_checked {
+            let take = chunk.len().min(MAGIC_BYTES - self.head.len());
+            self.head.extend_from_slice(&chunk[..take]);
+            if self.head.len() == MAGIC_BYTES {
+                self.check_head()?;
+            }
+        }
+        if self.seen < SNIFF_BYTES {
+            let end = chunk.len().min(SNIFF_BYTES - self.seen);
+            if chunk[..end].contains(&0) {
+                return Err(AppError::bad_input(
+                    "the file has NUL bytes: it is binary, not a text data file",
+                ));
+            }
+        }
+        self.seen = self.seen.saturating_add(chunk.len());
+        Ok(())
+    }
+
+    /// The file ended: a start shorter than [`MAGIC_BYTES`] is checked now.
+    fn finish(&mut self) -> AppResult<()> {
+        if self.magic_checked {
+            return Ok(());
+        }
+        self.check_head()
+    }
+
+    fn check_head(&mut self) -> AppResult<()> {
+        self.magic_checked = true;
+        check_magic(&std::mem::take(&mut self.head))
+    }
+}
+
+/// `body`, ended with a `BAD_USER_INPUT` error when nothing arrives for
+/// `idle`. Only the wait for the client counts: time spent waiting for
+/// storage to take a part does not.
+fn idle_limited<S, E>(body: S, idle: Duration) -> impl Stream<Item = AppResult<Bytes>>
+where
+    S: Stream<Item = Result<Bytes, E>> + Unpin,
+    E: Into<AppError>,
+{
+    stream::unfold(Some(body), move |body| async move {
+        let mut body = body?;
+        match tokio::time::timeout(idle, body.next()).await {
+            Ok(Some(item)) => Some((item.map_err(Into::into), Some(body))),
+            Ok(None) => None,
+            Err(_) => Some((Err(stalled(idle)), None)),
+        }
+    })
+}
+
+fn stalled(idle: Duration) -> AppError {
+    AppError::bad_input(format!(
+        "the upload stalled: nothing arrived for {} s",
+        idle.as_secs_f64()
+    ))
+}
+
+/// The error of an upload cut by the end of the grace period after SIGTERM.
+fn shutting_down() -> AppError {
+    AppError::StorageUnavailable("the server is shutting down".into())
+}
+
 /// Streams `body` into a new object at `key`. On any failure (too large,
-/// empty, binary, client gone, storage gone) the multipart upload is
-/// aborted, so no object is left behind.
+/// empty, binary, stalled, client gone, storage gone, shutdown) the
+/// multipart upload is aborted, so no object is left behind; the same
+/// happens, in the background, if this future is dropped before it ends.
 pub async fn store<S, E>(
     storage: &Storage,
     policy: &UploadConfig,
+    shutdown: &Shutdown,
     key: String,
     body: S,
 ) -> AppResult<StoredObject>
@@ -176,45 +260,50 @@ where
     S: Stream<Item = Result<Bytes, E>> + Unpin,
     E: Into<AppError>,
 {
+    let body = std::pin::pin!(idle_limited(body, policy.idle_timeout));
     let mut writer = storage.writer(&key).await?;
-    match copy(&mut writer, policy, body).await {
-        Ok((size, sha256)) => {
-            let put = writer.finish().await?;
-            Ok(StoredObject {
-                key,
-                size,
-                sha256,
-                e_tag: put.e_tag,
-                version: put.version,
-            })
-        }
+    let copied = tokio::select! {
+        copied = copy(&mut writer, policy, body) => copied,
+        () = shutdown.grace_over() => Err(shutting_down()),
+    };
+    let (size, sha256) = match copied {
+        Ok(copied) => copied,
         Err(e) => {
             writer.abort().await;
-            Err(e)
+            return Err(e);
         }
-    }
+    };
+    // Dropped by the select, the writer aborts in the background.
+    let put = tokio::select! {
+        put = writer.finish() => put?,
+        () = shutdown.grace_over() => return Err(shutting_down()),
+    };
+    Ok(StoredObject {
+        key,
+        size,
+        sha256,
+        e_tag: put.e_tag,
+        version: put.version,
+    })
 }
 
-async fn copy<S, E>(
-    writer: &mut crate::storage::ObjectWriter,
+async fn copy<S>(
+    writer: &mut ObjectWriter,
     policy: &UploadConfig,
     mut body: S,
 ) -> AppResult<(u64, String)>
 where
-    S: Stream<Item = Result<Bytes, E>> + Unpin,
-    E: Into<AppError>,
+    S: Stream<Item = AppResult<Bytes>> + Unpin,
 {
     let mut hasher = Sha256::new();
+    let mut sniffer = Sniffer::default();
     let mut size: u64 = 0;
     while let Some(chunk) = body.next().await {
-        let chunk = chunk.map_err(Into::into)?;
+        let chunk = chunk?;
         if chunk.is_empty() {
             continue;
         }
-        if (size as usize) < SNIFF_BYTES {
-            let end = chunk.len().min(SNIFF_BYTES - size as usize);
-            check_text(&chunk[..end], size == 0)?;
-        }
+        sniffer.feed(&chunk)?;
         size += chunk.len() as u64;
         if size > policy.max_bytes {
             return Err(AppError::PayloadTooLarge {
@@ -227,6 +316,7 @@ where
     if size == 0 {
         return Err(AppError::bad_input("the file is empty"));
     }
+    sniffer.finish()?;
     Ok((size, hex::encode(hasher.finalize())))
 }
 
@@ -234,7 +324,6 @@ where
 mod tests {
     use super::*;
     use crate::config::{StorageBackend, StorageConfig, UploadConfig};
-    use futures_util::stream;
 
     fn allowed() -> Vec<String> {
         ["txt", "ts##", "ts###", "ms##"].map(String::from).to_vec()
@@ -246,16 +335,40 @@ mod tests {
             allowed_extensions: allowed(),
             part_size: 5 << 20,
             part_concurrency: 2,
+            idle_timeout: Duration::from_secs(2),
         }
     }
 
     fn memory() -> Storage {
         let cfg = StorageConfig {
             backend: StorageBackend::Memory,
-            connect_timeout: std::time::Duration::from_secs(1),
-            read_timeout: std::time::Duration::from_secs(1),
+            connect_timeout: Duration::from_secs(1),
+            read_timeout: Duration::from_secs(1),
+            max_retries: 0,
+            retry_timeout: Duration::from_secs(1),
+            abort_retry_for: Duration::from_secs(1),
         };
         Storage::new(&cfg, &policy(1)).unwrap()
+    }
+
+    /// `store` with no shutdown coming.
+    async fn put<S>(storage: &Storage, max: u64, body: S) -> AppResult<StoredObject>
+    where
+        S: Stream<Item = Result<Bytes, AppError>> + Unpin,
+    {
+        store(
+            storage,
+            &policy(max),
+            &Shutdown::default(),
+            "k".into(),
+            body,
+        )
+        .await
+    }
+
+    /// One chunk, then nothing ever again: a stalled client.
+    fn stalls_after(first: &'static [u8]) -> impl Stream<Item = Result<Bytes, AppError>> + Unpin {
+        stream::iter([Ok(Bytes::from_static(first))]).chain(stream::pending())
     }
 
     fn chunks(parts: &[&'static [u8]]) -> impl Stream<Item = Result<Bytes, AppError>> + Unpin {
@@ -314,14 +427,9 @@ mod tests {
     #[tokio::test]
     async fn a_text_file_is_stored_with_its_size_and_hash() {
         let storage = memory();
-        let stored = store(
-            &storage,
-            &policy(100),
-            "k".into(),
-            chunks(&[b"hello ", b"world"]),
-        )
-        .await
-        .unwrap();
+        let stored = put(&storage, 100, chunks(&[b"hello ", b"world"]))
+            .await
+            .unwrap();
         assert_eq!(stored.size, 11);
         // sha256("hello world")
         assert_eq!(
@@ -344,9 +452,7 @@ mod tests {
             (&[b"0123456789", b"0"], "PAYLOAD_TOO_LARGE"),
         ];
         for (parts, code) in cases {
-            let err = store(&storage, &policy(10), "k".into(), chunks(parts))
-                .await
-                .unwrap_err();
+            let err = put(&storage, 10, chunks(parts)).await.unwrap_err();
             assert_eq!(err.code(), code, "{parts:?}");
         }
         assert_eq!(objects(&storage).await, 0);
@@ -359,16 +465,103 @@ mod tests {
             Ok(Bytes::from_static(b"partial")),
             Err(AppError::bad_input("the upload was interrupted")),
         ]);
-        let err = store(&storage, &policy(100), "k".into(), body)
-            .await
-            .unwrap_err();
+        let err = put(&storage, 100, body).await.unwrap_err();
         assert_eq!(err.code(), "BAD_USER_INPUT");
         assert_eq!(objects(&storage).await, 0);
     }
 
     #[test]
     fn text_that_merely_starts_with_bm_is_text() {
-        assert!(check_text(b"BM001 report line", true).is_ok());
-        assert!(check_text(b"BM\x36\x00\x0c\x00\x00\x00\x00\x00", true).is_err());
+        assert!(check_magic(b"BM001 report line").is_ok());
+        assert!(check_magic(b"BM\x36\x00\x0c\x00\x00\x00\x00\x00").is_err());
+    }
+
+    #[tokio::test]
+    async fn magic_numbers_split_across_chunks_are_refused() {
+        let storage = memory();
+        let cases: Vec<&[&'static [u8]]> = vec![
+            &[b"\x89", b"PNG\r\n\x1a\n rest"],
+            &[b"%", b"PDF-1.7 rest"],
+            &[b"P", b"K", b"\x03", b"\x04 rest"],
+            &[b"\xFF\xD8", b"\xFF rest"],
+            &[b"GIF8", b"9a rest"],
+            &[b"BM\x36\x00", b"\x0c\x00", b"\x00\x00\x00\x00 rest"],
+            // Whole files shorter than the check's window.
+            &[b"%P", b"DF-"],
+            &[b"\x1F", b"\x8B"],
+        ];
+        for parts in cases {
+            let err = put(&storage, 100, chunks(parts)).await.unwrap_err();
+            assert_eq!(err.code(), "BAD_USER_INPUT", "{parts:?}");
+            assert!(
+                err.to_string().contains("not a text data file"),
+                "{parts:?}"
+            );
+        }
+        assert_eq!(objects(&storage).await, 0);
+    }
+
+    #[tokio::test]
+    async fn text_split_into_small_chunks_is_text() {
+        let storage = memory();
+        for parts in [
+            &[b"B" as &[u8], b"M", b"001 report line"] as &[&'static [u8]],
+            &[b"h", b"i"],
+            &[b"P", b"K is a name"],
+        ] {
+            put(&storage, 100, chunks(parts)).await.unwrap();
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_stalled_upload_ends_after_its_idle_timeout() {
+        let storage = memory();
+        let started = tokio::time::Instant::now();
+        let err = put(&storage, 100, stalls_after(b"partial"))
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), "BAD_USER_INPUT");
+        assert_eq!(
+            err.to_string(),
+            "the upload stalled: nothing arrived for 2 s"
+        );
+        let waited = started.elapsed();
+        assert!(waited >= Duration::from_secs(2) && waited < Duration::from_secs(3));
+        assert!(storage.wait_for_aborts(Duration::ZERO).await);
+        assert_eq!(objects(&storage).await, 0);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_end_of_the_grace_period_ends_an_upload() {
+        let storage = memory();
+        let shutdown = Shutdown::default();
+        let policy = policy(100);
+        let upload = store(
+            &storage,
+            &policy,
+            &shutdown,
+            "k".into(),
+            stalls_after(b"partial"),
+        );
+        let (result, ()) = tokio::join!(upload, async {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            shutdown.end_grace();
+        });
+        assert_eq!(result.unwrap_err().code(), "STORAGE_UNAVAILABLE");
+        assert!(storage.wait_for_aborts(Duration::ZERO).await);
+        assert_eq!(objects(&storage).await, 0);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_dropped_upload_is_aborted_in_the_background() {
+        let storage = memory();
+        let upload = put(&storage, 100, stalls_after(b"partial"));
+        assert!(
+            tokio::time::timeout(Duration::from_millis(100), upload)
+                .await
+                .is_err()
+        );
+        assert!(storage.wait_for_aborts(Duration::from_secs(1)).await);
+        assert_eq!(objects(&storage).await, 0);
     }
 }

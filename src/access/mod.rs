@@ -14,6 +14,7 @@
 mod events;
 mod files;
 mod gate;
+mod objects;
 mod reference;
 mod uploads;
 mod users;

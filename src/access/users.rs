@@ -152,7 +152,7 @@ impl UserAdmin {
 /// right, on a connection they opened themselves. Nothing that serves
 /// requests has one.
 pub struct Operator {
-    db: DatabaseConnection,
+    pub(super) db: DatabaseConnection,
 }
 
 impl Operator {

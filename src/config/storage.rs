@@ -16,6 +16,14 @@ pub struct StorageConfig {
     /// Longest silence within one storage response. There is deliberately no
     /// limit on a whole transfer: a 1 GiB download may take minutes.
     pub read_timeout: Duration,
+    /// Retries of one failed storage request (S3), and the time after which
+    /// no new retry starts. Kept small so that an outage answers 503 within
+    /// a second instead of after seconds of backoff.
+    pub max_retries: usize,
+    pub retry_timeout: Duration,
+    /// How long an abort of a multipart upload is retried while storage is
+    /// down, before it is left to `reportfiles storage sweep`.
+    pub abort_retry_for: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -82,6 +90,9 @@ impl StorageConfig {
             backend,
             connect_timeout: Duration::from_secs(env.parse("STORAGE_CONNECT_TIMEOUT_SECS", 5)?),
             read_timeout: Duration::from_secs(env.parse("STORAGE_READ_TIMEOUT_SECS", 30)?),
+            max_retries: env.parse("STORAGE_MAX_RETRIES", 3)?,
+            retry_timeout: Duration::from_millis(env.parse("STORAGE_RETRY_TIMEOUT_MS", 500)?),
+            abort_retry_for: Duration::from_secs(env.parse("STORAGE_ABORT_RETRY_SECS", 300)?),
         })
     }
 }
@@ -113,6 +124,30 @@ mod tests {
             c.storage.backend,
             StorageBackend::S3(S3Config { prefix: None, .. })
         ));
+    }
+
+    #[test]
+    fn storage_retries_are_few_and_short_by_default() {
+        let c = config(&[]).unwrap();
+        assert_eq!(c.storage.max_retries, 3);
+        assert_eq!(c.storage.retry_timeout, Duration::from_millis(500));
+        assert_eq!(c.storage.abort_retry_for, Duration::from_secs(300));
+        let c = config(&[
+            ("STORAGE_MAX_RETRIES", "0"),
+            ("STORAGE_RETRY_TIMEOUT_MS", "200"),
+            ("STORAGE_ABORT_RETRY_SECS", "30"),
+        ])
+        .unwrap();
+        assert_eq!(c.storage.max_retries, 0);
+        assert_eq!(c.storage.retry_timeout, Duration::from_millis(200));
+        assert_eq!(c.storage.abort_retry_for, Duration::from_secs(30));
+        for name in [
+            "STORAGE_MAX_RETRIES",
+            "STORAGE_RETRY_TIMEOUT_MS",
+            "STORAGE_ABORT_RETRY_SECS",
+        ] {
+            assert_eq!(config(&[(name, "-1")]).unwrap_err().name, name);
+        }
     }
 
     #[test]

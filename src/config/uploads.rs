@@ -1,5 +1,7 @@
 //! What an upload must satisfy, and how it is sent to storage.
 
+use std::time::Duration;
+
 use super::{ConfigError, Vars};
 
 pub const DEFAULT_EXTENSIONS: &str = "txt,ts##,ts###,ms##";
@@ -13,6 +15,10 @@ pub struct UploadConfig {
     pub part_size: usize,
     /// Parts in flight at once; memory per upload is about part_size × (this + 1).
     pub part_concurrency: usize,
+    /// Longest wait for the next bytes of a file: an upload that sends
+    /// nothing for this long is ended, so a stalled client cannot hold a
+    /// multipart upload (and its buffers) open.
+    pub idle_timeout: Duration,
 }
 
 impl UploadConfig {
@@ -48,11 +54,19 @@ impl UploadConfig {
                 "must be at least 1",
             ));
         }
+        let idle_secs: u64 = env.parse("UPLOAD_IDLE_TIMEOUT_SECS", 60)?;
+        if idle_secs == 0 {
+            return Err(ConfigError::new(
+                "UPLOAD_IDLE_TIMEOUT_SECS",
+                "must be at least 1: an upload without an idle limit can stall forever",
+            ));
+        }
         Ok(UploadConfig {
             max_bytes: env.parse("MAX_UPLOAD_BYTES", 1 << 30)?,
             allowed_extensions: allowed,
             part_size,
             part_concurrency,
+            idle_timeout: Duration::from_secs(idle_secs),
         })
     }
 }
@@ -79,6 +93,23 @@ mod tests {
             config(&[("ALLOWED_EXTENSIONS", "t*t")]).unwrap_err().name,
             "ALLOWED_EXTENSIONS"
         );
+    }
+
+    #[test]
+    fn a_stalled_upload_is_ended_after_a_minute_by_default() {
+        let c = config(&[]).unwrap();
+        assert_eq!(c.uploads.idle_timeout, std::time::Duration::from_secs(60));
+        let c = config(&[("UPLOAD_IDLE_TIMEOUT_SECS", "2")]).unwrap();
+        assert_eq!(c.uploads.idle_timeout, std::time::Duration::from_secs(2));
+        for bad in ["0", "-1", "soon"] {
+            assert_eq!(
+                config(&[("UPLOAD_IDLE_TIMEOUT_SECS", bad)])
+                    .unwrap_err()
+                    .name,
+                "UPLOAD_IDLE_TIMEOUT_SECS",
+                "{bad}"
+            );
+        }
     }
 
     #[test]

@@ -58,6 +58,7 @@ impl Mutation {
         let receiver = Receiver {
             storage: &app.storage,
             policy: &app.config.uploads,
+            shutdown: &app.shutdown,
         };
         let target = Target {
             fiscal_year: input.fiscal_year,

@@ -13,4 +13,5 @@ mod graphql_over_http;
 mod multipart_bounds;
 mod ops;
 mod outages;
+mod storage_faults;
 mod upload;

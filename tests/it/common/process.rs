@@ -39,6 +39,12 @@ impl ServerProcess {
         kb * 1024
     }
 
+    /// Kills the process at once (SIGKILL), as a crash would.
+    pub fn kill(&mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+
     /// Whether a new TCP connection to the server is accepted now.
     pub async fn accepts_connections(&self) -> bool {
         let addr = self.base.trim_start_matches("http://");
@@ -63,6 +69,19 @@ impl Drop for ServerProcess {
 }
 
 impl TestApp {
+    /// Runs the command line (`reportfiles ARGS`) with this server's
+    /// configuration, from a folder of its own: its exit status and output.
+    pub fn cli(&self, args: &[&str]) -> std::process::Output {
+        let dir = tempfile::tempdir().unwrap();
+        Command::new(env!("CARGO_BIN_EXE_reportfiles"))
+            .args(args)
+            .current_dir(dir.path())
+            .envs(&self.env)
+            .env("RUST_LOG", "warn")
+            .output()
+            .unwrap()
+    }
+
     /// Another server process (the real binary) on this one's database and
     /// storage, as a second instance behind a load balancer would be.
     pub async fn spawn_process(&self) -> ServerProcess {

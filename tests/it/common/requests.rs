@@ -125,6 +125,25 @@ impl TestApp {
         filename: &str,
         part: Part,
     ) -> (u16, Value) {
+        let res = self
+            .upload_request(base, token, input, filename, part)
+            .send()
+            .await
+            .unwrap();
+        let status = res.status().as_u16();
+        (status, res.json().await.unwrap())
+    }
+
+    /// The request of an upload of `part` to the server at `base`, to send
+    /// (for tests in which the server may cut it).
+    pub fn upload_request(
+        &self,
+        base: &str,
+        token: Option<&str>,
+        input: &Value,
+        filename: &str,
+        part: Part,
+    ) -> RequestBuilder {
         let part = part
             .file_name(filename.to_string())
             .mime_str("text/plain")
@@ -133,17 +152,15 @@ impl TestApp {
             .text("operations", upload_operations(input))
             .text("map", UPLOAD_MAP)
             .part("0", part);
-        let mut req = self
+        let req = self
             .client
             .post(format!("{base}/graphql"))
             .header("apollo-require-preflight", "true")
             .multipart(form);
-        if let Some(t) = token {
-            req = req.bearer_auth(t);
+        match token {
+            Some(t) => req.bearer_auth(t),
+            None => req,
         }
-        let res = req.send().await.unwrap();
-        let status = res.status().as_u16();
-        (status, res.json().await.unwrap())
     }
 
     /// Uploads `bytes` for `stt` in the fixed slot; the upload must succeed.

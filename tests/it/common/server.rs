@@ -251,6 +251,108 @@ impl TestApp {
         keys
     }
 
+    /// Every version of every object under `report-files/` (delete markers
+    /// included, as `true`): what a versioned bucket still holds.
+    pub async fn object_versions(&self) -> Vec<(String, bool)> {
+        let mut versions: Vec<(String, bool)> = self
+            .state
+            .storage
+            .stored_versions()
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|v| (v.key, v.delete_marker))
+            .collect();
+        versions.sort();
+        versions
+    }
+
+    /// The keys of the multipart uploads begun and not completed or aborted
+    /// (S3's incomplete uploads, the local folder's staging files).
+    pub async fn incomplete_uploads(&self) -> Vec<String> {
+        let mut keys: Vec<String> = self
+            .state
+            .storage
+            .incomplete_uploads()
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|u| u.key)
+            .collect();
+        keys.sort();
+        keys
+    }
+
+    /// Writes an object straight into storage, as if by an upload whose row
+    /// was never written.
+    pub async fn put_object(&self, key: &str, bytes: &'static [u8]) {
+        use object_store::ObjectStoreExt;
+        self.state
+            .storage
+            .store()
+            .put(&key.into(), bytes.into())
+            .await
+            .unwrap();
+    }
+
+    /// A plain delete: in a versioned bucket, a delete marker over the bytes.
+    pub async fn delete_object(&self, key: &str) {
+        use object_store::ObjectStoreExt;
+        self.state
+            .storage
+            .store()
+            .delete(&key.into())
+            .await
+            .unwrap();
+    }
+
+    /// Begins a multipart upload to `key` and leaves it, as a process that
+    /// died mid-upload would.
+    pub async fn leave_incomplete_upload(&self, key: &str) {
+        use object_store::ObjectStoreExt;
+        if self.stores_in_s3() {
+            let mut upload = self
+                .state
+                .storage
+                .store()
+                .put_multipart(&key.into())
+                .await
+                .unwrap();
+            upload.put_part(b"partial".as_slice().into()).await.unwrap();
+        } else {
+            // object_store removes its staging file when the upload is
+            // dropped: a killed process leaves it, as written here.
+            let root = self.env["STORAGE_URL"].trim_start_matches("file://");
+            let path = std::path::Path::new(root).join(format!("{key}#1"));
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, b"partial").unwrap();
+        }
+    }
+
+    /// Asserts that storage and the table agree: every row has its object,
+    /// every object version has a row, and no multipart upload is left.
+    pub async fn assert_reconciled(&self, why: &str) {
+        let rows: std::collections::BTreeSet<String> = self
+            .report_files()
+            .await
+            .into_iter()
+            .map(|r| r.object_key)
+            .collect();
+        let versions = self.object_versions().await;
+        let stored: std::collections::BTreeSet<String> =
+            versions.iter().map(|(k, _)| k.clone()).collect();
+        assert!(
+            versions.iter().all(|(_, marker)| !marker),
+            "{why}: delete markers left: {versions:?}"
+        );
+        assert_eq!(rows, stored, "{why}: rows and objects differ");
+        assert_eq!(
+            self.incomplete_uploads().await,
+            Vec::<String>::new(),
+            "{why}: incomplete uploads left"
+        );
+    }
+
     /// Loads the reference data (regions and STTs) again, as the server
     /// does at every start.
     pub async fn seed_again(&self) {
