@@ -76,8 +76,10 @@ impl Deref for AppState {
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
-    #[error("database: {0}")]
-    Database(#[from] sea_orm::DbErr),
+    /// What went wrong and how to fix it, naming `DATABASE_URL` (its
+    /// password hidden).
+    #[error("{0}")]
+    Database(String),
     #[error("preparing the database: {0}")]
     Prepare(AppError),
     #[error("JWT keys: {0}")]

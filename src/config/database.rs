@@ -49,8 +49,30 @@ impl DatabaseConfig {
         self.url.expose_secret()
     }
 
+    /// The URL with its password replaced by `***`: for the banner and for
+    /// error messages.
+    pub fn redacted(&self) -> String {
+        redact(self.url())
+    }
+
     pub fn is_sqlite(&self) -> bool {
         self.url().starts_with("sqlite:")
+    }
+}
+
+fn redact(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
+    let (authority, path) = rest.split_at(authority_end);
+    match authority.rsplit_once('@') {
+        Some((userinfo, host)) => {
+            let user = userinfo.split(':').next().unwrap_or_default();
+            let hidden = if userinfo.contains(':') { ":***" } else { "" };
+            format!("{scheme}://{user}{hidden}@{host}{path}")
+        }
+        None => url.to_string(),
     }
 }
 
@@ -63,6 +85,22 @@ mod tests {
         let c = config(&[]).unwrap();
         assert_eq!(c.database.url(), super::DEFAULT_DATABASE_URL);
         assert!(c.database.is_sqlite());
+    }
+
+    #[test]
+    fn passwords_never_show() {
+        assert_eq!(
+            super::redact("postgres://u:s3cret@db.example.gov:5432/rf?sslmode=require"),
+            "postgres://u:***@db.example.gov:5432/rf?sslmode=require"
+        );
+        assert_eq!(
+            super::redact("postgres://u@db:5432/rf"),
+            "postgres://u@db:5432/rf"
+        );
+        assert_eq!(
+            super::redact("sqlite://./data/x.db?mode=rwc"),
+            "sqlite://./data/x.db?mode=rwc"
+        );
     }
 
     #[test]

@@ -18,7 +18,7 @@ impl GraphqlConfig {
         Ok(GraphqlConfig {
             max_depth: env.parse("GRAPHQL_MAX_DEPTH", 10)?,
             max_complexity: env.parse("GRAPHQL_MAX_COMPLEXITY", 5000)?,
-            body_limit_bytes: env.parse("GRAPHQL_BODY_LIMIT_BYTES", 64 * 1024)?,
+            body_limit_bytes: env.bytes("GRAPHQL_BODY_LIMIT_BYTES", 64 * 1024)? as usize,
             graphiql_enabled: env.parse("GRAPHIQL_ENABLED", dev)?,
         })
     }

@@ -103,6 +103,14 @@ impl Vars<'_> {
         (self.0)(name).filter(|v| !v.trim().is_empty())
     }
 
+    /// A size in bytes, with or without a unit (`parse_bytes`).
+    pub(crate) fn bytes(&self, name: &'static str, default: u64) -> Result<u64, ConfigError> {
+        match self.get(name) {
+            None => Ok(default),
+            Some(raw) => parse_bytes(&raw).map_err(|reason| ConfigError::new(name, reason)),
+        }
+    }
+
     pub(crate) fn parse<T: FromStr>(&self, name: &'static str, default: T) -> Result<T, ConfigError>
     where
         T::Err: std::fmt::Display,
@@ -115,6 +123,31 @@ impl Vars<'_> {
                 .map_err(|e: T::Err| ConfigError::new(name, format!("`{raw}`: {e}"))),
         }
     }
+}
+
+/// A number of bytes: a plain number, or one with a unit (`KB`, `MB`, `GB`
+/// are powers of 1000; `KiB`, `MiB`, `GiB` of 1024; `B` is bytes; any case).
+pub(crate) fn parse_bytes(raw: &str) -> Result<u64, String> {
+    let raw = raw.trim();
+    let split = raw.find(|c: char| !c.is_ascii_digit()).unwrap_or(raw.len());
+    let (number, unit) = raw.split_at(split);
+    let expected = || {
+        format!(
+            "`{raw}` is not a number of bytes: write 10485760, 10MiB (= 10 × 1024²) or 10MB (= 10 × 1000²)"
+        )
+    };
+    let number: u64 = number.parse().map_err(|_| expected())?;
+    let factor: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "kb" | "k" => 1000,
+        "mb" | "m" => 1000 * 1000,
+        "gb" | "g" => 1000 * 1000 * 1000,
+        "kib" => 1 << 10,
+        "mib" => 1 << 20,
+        "gib" => 1 << 30,
+        _ => return Err(expected()),
+    };
+    number.checked_mul(factor).ok_or_else(expected)
 }
 
 #[cfg(test)]
@@ -158,6 +191,30 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn sizes_take_a_number_of_bytes_or_a_unit() {
+        assert_eq!(parse_bytes("1048576"), Ok(1 << 20));
+        assert_eq!(parse_bytes("10MB"), Ok(10_000_000));
+        assert_eq!(parse_bytes("10 MiB"), Ok(10 << 20));
+        assert_eq!(parse_bytes("1gib"), Ok(1 << 30));
+        assert_eq!(parse_bytes("64KiB"), Ok(64 << 10));
+        for bad in [
+            "",
+            "MB",
+            "ten",
+            "10 bytes",
+            "1.5GB",
+            "99999999999999999999GB",
+        ] {
+            let err = parse_bytes(bad).unwrap_err();
+            assert!(err.contains("number of bytes"), "{bad}: {err}");
+        }
+        let c = config(&[("MAX_UPLOAD_BYTES", "10MB")]).unwrap();
+        assert_eq!(c.uploads.max_bytes, 10_000_000);
+        let err = config(&[("MAX_UPLOAD_BYTES", "lots")]).unwrap_err();
+        assert!(err.to_string().contains("10MiB"), "{err}");
+    }
+
+    #[test]
     fn production_defaults_are_locked_down() {
         let c = config(&[("APP_ENV", "production"), ("JWT_ALGORITHMS", "HS256")]).unwrap();
         assert!(c.sessions.cookie_secure);
@@ -171,6 +228,7 @@ pub(crate) mod tests {
             ("JWT_HS256_SECRET", "s3cret-s3cret-s3cret-s3cret-s3cret"),
             ("DATABASE_URL", "postgres://u:pa55word@db/x"),
             ("STORAGE_URL", "s3://bucket"),
+            ("AWS_ACCESS_KEY_ID", "AKIAEXAMPLE"),
             ("AWS_SECRET_ACCESS_KEY", "aws-s3cret-key"),
             ("AWS_SESSION_TOKEN", "aws-session-t0ken"),
         ])

@@ -53,12 +53,20 @@ impl ServerConfig {
             log_json: env.parse("LOG_JSON", !dev)?,
             connections: ConnectionLimits {
                 header_timeout: positive_secs(env, "HTTP_HEADER_TIMEOUT_SECS", 10)?,
-                max_header_bytes: at_least(env, "MAX_REQUEST_HEADER_BYTES", 16 * 1024, 8192)?,
+                max_header_bytes: header_bytes(env)?,
                 max_connections: at_least(env, "MAX_CONNECTIONS", 1024, 1)?,
                 tcp_keepalive: positive_secs(env, "TCP_KEEPALIVE_SECS", 30)?,
                 tcp_user_timeout: positive_secs(env, "TCP_USER_TIMEOUT_SECS", 60)?,
             },
         })
+    }
+}
+
+fn header_bytes(env: &Vars<'_>) -> Result<usize, ConfigError> {
+    const NAME: &str = "MAX_REQUEST_HEADER_BYTES";
+    match env.bytes(NAME, 16 * 1024)? {
+        n if n < 8192 => Err(ConfigError::new(NAME, "must be at least 8192 (8KiB)")),
+        n => Ok(n as usize),
     }
 }
 

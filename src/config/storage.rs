@@ -52,6 +52,31 @@ pub struct S3Config {
     pub virtual_hosted_style: bool,
 }
 
+impl std::fmt::Display for StorageBackend {
+    /// What the start-up banner says: where bytes go, no secrets.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StorageBackend::Local { dir } => write!(f, "local folder {}", dir.display()),
+            StorageBackend::Memory => write!(f, "memory (nothing is kept)"),
+            StorageBackend::S3(s3) => {
+                write!(f, "s3://{}", s3.bucket)?;
+                if let Some(prefix) = &s3.prefix {
+                    write!(f, "/{prefix}")?;
+                }
+                match &s3.endpoint {
+                    Some(endpoint) => write!(f, " at {endpoint}")?,
+                    None => write!(f, " in {}", s3.region)?,
+                }
+                let credentials = match (&s3.access_key_id, &s3.secret_access_key) {
+                    (Some(_), Some(_)) => "keys from AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY",
+                    _ => "credentials from the environment's default chain",
+                };
+                write!(f, " ({credentials})")
+            }
+        }
+    }
+}
+
 impl StorageConfig {
     pub(crate) fn parse(env: &Vars<'_>) -> Result<Self, ConfigError> {
         let url = env
@@ -64,7 +89,7 @@ impl StorageConfig {
         } else if let Some(rest) = url.strip_prefix("s3://").filter(|r| !r.is_empty()) {
             let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
             let prefix = prefix.trim_matches('/');
-            StorageBackend::S3(S3Config {
+            let s3 = S3Config {
                 bucket: bucket.to_string(),
                 prefix: (!prefix.is_empty()).then(|| prefix.to_string()),
                 endpoint: env.get("AWS_ENDPOINT_URL"),
@@ -77,7 +102,9 @@ impl StorageConfig {
                 session_token: env.get("AWS_SESSION_TOKEN").map(SecretString::from),
                 allow_http: env.parse("AWS_ALLOW_HTTP", false)?,
                 virtual_hosted_style: env.parse("AWS_VIRTUAL_HOSTED_STYLE_REQUEST", false)?,
-            })
+            };
+            check_s3(&s3)?;
+            StorageBackend::S3(s3)
         } else if url == "memory://" {
             StorageBackend::Memory
         } else {
@@ -97,10 +124,85 @@ impl StorageConfig {
     }
 }
 
+/// What would otherwise fail only at the first request, with an error that
+/// names no variable.
+fn check_s3(s3: &S3Config) -> Result<(), ConfigError> {
+    if let Some(endpoint) = &s3.endpoint {
+        let plain = endpoint.starts_with("http://");
+        if !plain && !endpoint.starts_with("https://") {
+            return Err(ConfigError::new(
+                "AWS_ENDPOINT_URL",
+                format!(
+                    "`{endpoint}` must start with https:// (or http:// with AWS_ALLOW_HTTP=true)"
+                ),
+            ));
+        }
+        if plain && !s3.allow_http {
+            return Err(ConfigError::new(
+                "AWS_ALLOW_HTTP",
+                format!(
+                    "AWS_ENDPOINT_URL `{endpoint}` is plain HTTP: set AWS_ALLOW_HTTP=true \
+                     (for a local S3-compatible server) or use https://"
+                ),
+            ));
+        }
+    }
+    match (&s3.access_key_id, &s3.secret_access_key) {
+        (Some(_), None) => Err(ConfigError::new(
+            "AWS_SECRET_ACCESS_KEY",
+            "is missing: AWS_ACCESS_KEY_ID is set, so both are needed",
+        )),
+        (None, Some(_)) => Err(ConfigError::new(
+            "AWS_ACCESS_KEY_ID",
+            "is missing: AWS_SECRET_ACCESS_KEY is set, so both are needed",
+        )),
+        _ => Ok(()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::config::tests::config;
+
+    #[test]
+    fn an_s3_endpoint_over_plain_http_needs_aws_allow_http() {
+        let s3 = [
+            ("STORAGE_URL", "s3://b"),
+            ("AWS_ENDPOINT_URL", "http://127.0.0.1:8333"),
+        ];
+        assert_eq!(config(&s3).unwrap_err().name, "AWS_ALLOW_HTTP");
+        let allowed = [s3[0], s3[1], ("AWS_ALLOW_HTTP", "true")];
+        assert!(config(&allowed).is_ok());
+        let odd = [
+            ("STORAGE_URL", "s3://b"),
+            ("AWS_ENDPOINT_URL", "127.0.0.1:8333"),
+        ];
+        assert_eq!(config(&odd).unwrap_err().name, "AWS_ENDPOINT_URL");
+    }
+
+    #[test]
+    fn half_a_key_pair_names_the_missing_half() {
+        let half = [("STORAGE_URL", "s3://b"), ("AWS_ACCESS_KEY_ID", "k")];
+        assert_eq!(config(&half).unwrap_err().name, "AWS_SECRET_ACCESS_KEY");
+    }
+
+    #[test]
+    fn the_banner_names_the_storage_without_secrets() {
+        let c = config(&[
+            ("STORAGE_URL", "s3://reports/tanf"),
+            ("AWS_ENDPOINT_URL", "https://s3.example.gov"),
+            ("AWS_ACCESS_KEY_ID", "AKIAEXAMPLE"),
+            ("AWS_SECRET_ACCESS_KEY", "very-secret"),
+        ])
+        .unwrap();
+        let shown = c.storage.backend.to_string();
+        assert_eq!(
+            shown,
+            "s3://reports/tanf at https://s3.example.gov (keys from AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY)"
+        );
+        assert!(!shown.contains("very-secret"));
+    }
 
     #[test]
     fn the_default_is_a_local_folder_under_data() {

@@ -40,7 +40,7 @@ impl UploadConfig {
                 "must be a comma-separated list of letters, digits and # (one digit)",
             ));
         }
-        let part_size: usize = env.parse("UPLOAD_PART_SIZE_BYTES", 8 << 20)?;
+        let part_size = env.bytes("UPLOAD_PART_SIZE_BYTES", 8 << 20)? as usize;
         if part_size < 5 << 20 {
             return Err(ConfigError::new(
                 "UPLOAD_PART_SIZE_BYTES",
@@ -62,7 +62,7 @@ impl UploadConfig {
             ));
         }
         Ok(UploadConfig {
-            max_bytes: env.parse("MAX_UPLOAD_BYTES", 1 << 30)?,
+            max_bytes: env.bytes("MAX_UPLOAD_BYTES", 1 << 30)?,
             allowed_extensions: allowed,
             part_size,
             part_concurrency,
