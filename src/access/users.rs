@@ -159,7 +159,7 @@ impl Operator {
     /// The operator's own connection, with the schema brought up to date
     /// and the reference data loaded.
     pub async fn connect(config: &DatabaseConfig) -> Result<Self, StartError> {
-        let db = db::connect(config, Default::default()).await?;
+        let db = db::connect(config, Default::default(), None).await?;
         db::prepare(&db).await.map_err(StartError::Prepare)?;
         Ok(Operator { db })
     }

@@ -1,5 +1,7 @@
 //! Where metadata lives.
 
+use std::time::Duration;
+
 use secrecy::{ExposeSecret, SecretString};
 
 use super::{ConfigError, Vars};
@@ -10,6 +12,9 @@ pub const DEFAULT_DATABASE_URL: &str = "sqlite://./data/reportfiles.db?mode=rwc"
 #[derive(Debug, Clone)]
 pub struct DatabaseConfig {
     url: SecretString,
+    /// PostgreSQL cancels a statement of the server's pool that runs longer
+    /// (`None`: no limit). SQLite has no such setting.
+    pub statement_timeout: Option<Duration>,
 }
 
 impl DatabaseConfig {
@@ -27,8 +32,10 @@ impl DatabaseConfig {
                 "must be sqlite://PATH?mode=rwc or postgres://USER@HOST:PORT/DATABASE",
             ));
         }
+        let timeout_ms: u64 = env.parse("DATABASE_STATEMENT_TIMEOUT_MS", 5000)?;
         Ok(DatabaseConfig {
             url: SecretString::from(url),
+            statement_timeout: (timeout_ms > 0).then(|| Duration::from_millis(timeout_ms)),
         })
     }
 
@@ -50,6 +57,16 @@ mod tests {
         let c = config(&[]).unwrap();
         assert_eq!(c.database.url(), super::DEFAULT_DATABASE_URL);
         assert!(c.database.is_sqlite());
+    }
+
+    #[test]
+    fn statements_time_out_after_five_seconds_unless_told_otherwise() {
+        let c = config(&[]).unwrap();
+        assert_eq!(c.database.statement_timeout.unwrap().as_millis(), 5000);
+        let off = config(&[("DATABASE_STATEMENT_TIMEOUT_MS", "0")]).unwrap();
+        assert_eq!(off.database.statement_timeout, None);
+        let err = config(&[("DATABASE_STATEMENT_TIMEOUT_MS", "5s")]).unwrap_err();
+        assert_eq!(err.name, "DATABASE_STATEMENT_TIMEOUT_MS");
     }
 
     #[test]
