@@ -106,7 +106,11 @@ impl App {
             config.database.statement_timeout,
         )
         .await?;
-        let gate = Gate::new(db.clone(), config.sessions.auth_cache_ttl);
+        let gate = Gate::new(
+            db.clone(),
+            config.sessions.auth_cache_ttl,
+            config.graphql.max_statements,
+        );
         let audit_log = AuditLog::new(db.clone());
         Ok(AppState(Arc::new(App {
             config,

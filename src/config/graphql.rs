@@ -1,11 +1,15 @@
 //! Limits of the GraphQL endpoint, and whether GraphiQL is served.
 
+use std::num::NonZeroUsize;
+
 use super::{ConfigError, Environment, Vars};
 
 #[derive(Debug, Clone)]
 pub struct GraphqlConfig {
     pub max_depth: usize,
     pub max_complexity: usize,
+    /// The most SQL statements one request may run.
+    pub max_statements: NonZeroUsize,
     /// The largest JSON body (and `operations`/`map` part of an upload).
     pub body_limit_bytes: usize,
     /// GraphiQL on `GET /graphql`.
@@ -18,8 +22,26 @@ impl GraphqlConfig {
         Ok(GraphqlConfig {
             max_depth: env.parse("GRAPHQL_MAX_DEPTH", 10)?,
             max_complexity: env.parse("GRAPHQL_MAX_COMPLEXITY", 5000)?,
+            max_statements: env.parse("GRAPHQL_MAX_STATEMENTS", DEFAULT_MAX_STATEMENTS)?,
             body_limit_bytes: env.parse("GRAPHQL_BODY_LIMIT_BYTES", 64 * 1024)?,
             graphiql_enabled: env.parse("GRAPHIQL_ENABLED", dev)?,
         })
+    }
+}
+
+/// A page of 100 files with everything on it runs about 7 statements.
+const DEFAULT_MAX_STATEMENTS: NonZeroUsize = NonZeroUsize::new(100).unwrap();
+
+#[cfg(test)]
+mod tests {
+    use crate::config::tests::config;
+
+    #[test]
+    fn a_request_runs_at_most_100_statements_unless_told_otherwise() {
+        assert_eq!(config(&[]).unwrap().graphql.max_statements.get(), 100);
+        for value in ["0", "many"] {
+            let err = config(&[("GRAPHQL_MAX_STATEMENTS", value)]).unwrap_err();
+            assert_eq!(err.name, "GRAPHQL_MAX_STATEMENTS", "{value}");
+        }
     }
 }

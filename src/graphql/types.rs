@@ -85,7 +85,12 @@ impl User {
         // The caller's own regions are known already, whatever their status.
         let ids = match ctx.access()?.caller() {
             Caller::User(me) if me.user.id == self.0.id => me.region_ids.clone(),
-            _ => ctx.access()?.people()?.region_ids(self.0.id).await?,
+            _ => ctx
+                .loaders()?
+                .user_regions
+                .load_one(self.0.id)
+                .await?
+                .unwrap_or_default(),
         };
         let map = ctx.loaders()?.regions.load_many(ids.clone()).await?;
         Ok(ids
@@ -165,10 +170,9 @@ impl ReportFile {
     /// Every version of this file's slot, newest first.
     #[graphql(complexity = "1 + 10 * child_complexity")]
     async fn versions(&self, ctx: &Context<'_>) -> GqlResult<Vec<ReportFile>> {
-        let files = ctx.access()?.files()?;
-        Ok(files
-            .versions(&self.0)
-            .await?
+        let versions = ctx.loaders()?.versions.load_one(Slot::of(&self.0)).await?;
+        Ok(versions
+            .unwrap_or_default()
             .into_iter()
             .map(ReportFile)
             .collect())
