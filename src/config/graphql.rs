@@ -7,6 +7,7 @@ use super::{ConfigError, Environment, Vars};
 #[derive(Debug, Clone)]
 pub struct GraphqlConfig {
     pub max_depth: usize,
+    /// The most a document may cost (`graphql::cost`), checked before it runs.
     pub max_complexity: usize,
     /// The most SQL statements one request may run.
     pub max_statements: NonZeroUsize,
@@ -21,7 +22,7 @@ impl GraphqlConfig {
         let dev = environment == Environment::Development;
         Ok(GraphqlConfig {
             max_depth: env.parse("GRAPHQL_MAX_DEPTH", 10)?,
-            max_complexity: env.parse("GRAPHQL_MAX_COMPLEXITY", 5000)?,
+            max_complexity: env.parse("GRAPHQL_MAX_COMPLEXITY", 10_000)?,
             max_statements: env.parse("GRAPHQL_MAX_STATEMENTS", DEFAULT_MAX_STATEMENTS)?,
             body_limit_bytes: env.parse("GRAPHQL_BODY_LIMIT_BYTES", 64 * 1024)?,
             graphiql_enabled: env.parse("GRAPHIQL_ENABLED", dev)?,
@@ -39,6 +40,7 @@ mod tests {
     #[test]
     fn a_request_runs_at_most_100_statements_unless_told_otherwise() {
         assert_eq!(config(&[]).unwrap().graphql.max_statements.get(), 100);
+        assert_eq!(config(&[]).unwrap().graphql.max_complexity, 10_000);
         for value in ["0", "many"] {
             let err = config(&[("GRAPHQL_MAX_STATEMENTS", value)]).unwrap_err();
             assert_eq!(err.name, "GRAPHQL_MAX_STATEMENTS", "{value}");

@@ -4,6 +4,7 @@
 //! `http::graphql`'s job.
 
 mod context;
+pub mod cost;
 mod cursor;
 pub mod introspection;
 mod loaders;
@@ -39,7 +40,8 @@ pub fn build_schema(app: AppState) -> Schemas {
     let build = |max_depth: usize| {
         Schema::build(Query, Mutation, EmptySubscription)
             .limit_depth(max_depth)
-            .limit_complexity(limits.max_complexity)
+            // Checked by `CostLimit`, whose refusal says what to change.
+            .extension(cost::CostLimit(limits.max_complexity))
             .limit_recursive_depth(32)
             .limit_directives(16)
             .data(app.clone())

@@ -1,6 +1,6 @@
 //! GraphQL object types: thin views over entity models.
 
-use super::context::ContextExt;
+use super::{context::ContextExt, cost};
 use crate::{
     access::{Caller, Slot},
     error::{AppError, GqlResult},
@@ -168,7 +168,7 @@ impl ReportFile {
         download_path(self.0.id)
     }
     /// Every version of this file's slot, newest first.
-    #[graphql(complexity = "1 + 10 * child_complexity")]
+    #[graphql(complexity = "cost::versions(child_complexity)")]
     async fn versions(&self, ctx: &Context<'_>) -> GqlResult<Vec<ReportFile>> {
         let versions = ctx.loaders()?.versions.load_one(Slot::of(&self.0)).await?;
         Ok(versions
