@@ -27,12 +27,16 @@ use crate::app::AppState;
 
 pub type AppSchema = Schema<Query, Mutation, EmptySubscription>;
 
-/// The schema, twice over: with the limits for data queries, and with the
-/// depth that the standard introspection query needs (`introspection`).
+/// The schema, three times over: with the limits for data queries; with the
+/// depth that the standard introspection query needs (`introspection`); and
+/// for callers who may not learn the schema (`GRAPHQL_INTROSPECTION=admins`
+/// and not an admin), without introspection or "Did you mean …" suggestions
+/// in validation errors.
 #[derive(Clone)]
 pub struct Schemas {
     pub data: AppSchema,
     pub introspection: AppSchema,
+    pub restricted: AppSchema,
 }
 
 pub fn build_schema(app: AppState) -> Schemas {
@@ -45,11 +49,14 @@ pub fn build_schema(app: AppState) -> Schemas {
             .limit_recursive_depth(32)
             .limit_directives(16)
             .data(app.clone())
-            .finish()
     };
     Schemas {
-        data: build(limits.max_depth),
-        introspection: build(introspection::MAX_DEPTH.max(limits.max_depth)),
+        data: build(limits.max_depth).finish(),
+        introspection: build(introspection::MAX_DEPTH.max(limits.max_depth)).finish(),
+        restricted: build(limits.max_depth)
+            .disable_introspection()
+            .disable_suggestions()
+            .finish(),
     }
 }
 

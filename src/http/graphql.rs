@@ -19,7 +19,7 @@
 
 use std::net::SocketAddr;
 
-use async_graphql::{ServerError, Variables, parser::types::OperationType};
+use async_graphql::{ErrorExtensionValues, ServerError, Variables, parser::types::OperationType};
 use axum::{
     Router,
     body::Body,
@@ -36,8 +36,9 @@ use super::{
     slots::{CallerKey, CallerSlots},
 };
 use crate::{
-    access::Access,
+    access::{Access, Caller},
     app::AppState,
+    config::Introspection,
     error::AppError,
     graphql::{self, AppSchema, RequestData, Schemas, introspection, upload::PendingUpload},
 };
@@ -382,7 +383,7 @@ async fn execute(
             Err(e) => return too_many_requests(&e, response_type),
         }
     };
-    let (schema, request) = match choose_schema(endpoint, request) {
+    let (schema, request) = match choose_schema(endpoint, &access, request) {
         Ok(chosen) => chosen,
         Err(error) => {
             return respond(
@@ -417,18 +418,38 @@ fn too_many_requests(e: &AppError, response_type: ResponseType) -> Response {
     response
 }
 
-/// The schema that runs `request`, or the error that refuses it.
-fn choose_schema(
-    endpoint: &Endpoint,
-    request: async_graphql::Request,
-) -> Result<(&AppSchema, async_graphql::Request), ServerError> {
-    let mut request = request;
+/// The schema that runs `request` for this caller (and the request, with
+/// introspection turned off when the caller may not introspect), or the
+/// error that refuses it.
+///
+/// With `GRAPHQL_INTROSPECTION=admins`, a caller who is not a signed-in
+/// administrator gets a clear refusal for `__schema`/`__type`, and runs on
+/// the schema without introspection and field suggestions.
+fn choose_schema<'a>(
+    endpoint: &'a Endpoint,
+    access: &Access,
+    mut request: async_graphql::Request,
+) -> Result<(&'a AppSchema, async_graphql::Request), ServerError> {
     let operation_name = request.operation_name.clone();
-    let kind = match request.parsed_query() {
-        Ok(document) => introspection::classify(document, operation_name.as_deref()),
+    let restricted =
+        endpoint.app.config.graphql.introspection == Introspection::Admins && !access.is_admin();
+    let (kind, asks_for_schema) = match request.parsed_query() {
+        Ok(document) => (
+            introspection::classify(document, operation_name.as_deref()),
+            introspection::asks_for_schema(document, operation_name.as_deref()),
+        ),
         // Executing it reports the syntax error.
-        Err(_) => introspection::Kind::Data,
+        Err(_) => (introspection::Kind::Data, false),
     };
+    if restricted {
+        if asks_for_schema {
+            return Err(introspection_refused(access));
+        }
+        return Ok((
+            &endpoint.schemas.restricted,
+            request.disable_introspection(),
+        ));
+    }
     match kind {
         introspection::Kind::Data => Ok((&endpoint.schemas.data, request)),
         introspection::Kind::Introspection => Ok((&endpoint.schemas.introspection, request)),
@@ -437,6 +458,22 @@ fn choose_schema(
             None,
         )),
     }
+}
+
+fn introspection_refused(access: &Access) -> ServerError {
+    let code = match access.caller() {
+        Caller::Anonymous => AppError::Unauthenticated.code(),
+        Caller::User(_) => AppError::Forbidden.code(),
+    };
+    let mut error = ServerError::new(
+        "introspection is available to signed-in administrators only: \
+         ask for the schema (schema.graphql) instead",
+        None,
+    );
+    let mut extensions = ErrorExtensionValues::default();
+    extensions.set("code", code);
+    error.extensions = Some(extensions);
+    error
 }
 
 async fn post_multipart(
