@@ -32,7 +32,7 @@ impl Mutation {
             SET_COOKIE,
             auth::session_cookie(&app.config.sessions, token, max_age),
         );
-        Ok(User(user))
+        Ok(User::own(user))
     }
 
     /// Stores a new version of a report file. Send it as a GraphQL multipart
@@ -105,7 +105,7 @@ impl Mutation {
         };
         let user = admin.set_access(user_id, change).await?;
         ctx.app()?.gate.forget(&user.subject).await;
-        Ok(User(user))
+        Ok(User::seen_by(user, ctx.access()?))
     }
 }
 

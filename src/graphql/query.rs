@@ -67,7 +67,7 @@ fn parse_uuid(id: &ID) -> GqlResult<uuid::Uuid> {
 impl Query {
     /// The signed-in user, whatever their status.
     async fn me(&self, ctx: &Context<'_>) -> GqlResult<Option<User>> {
-        Ok(Some(User(ctx.access()?.principal()?.user.clone())))
+        Ok(Some(User::own(ctx.access()?.principal()?.user.clone())))
     }
 
     /// The STTs the caller may see.
@@ -147,8 +147,12 @@ impl Query {
     /// All users, optionally by status (OFA and system admins).
     #[graphql(complexity = "cost::statements(1, child_complexity)")]
     async fn users(&self, ctx: &Context<'_>, status: Option<UserStatus>) -> GqlResult<Vec<User>> {
-        let audit = ctx.access()?.audit()?;
-        Ok(audit.users(status).await?.into_iter().map(User).collect())
+        let access = ctx.access()?;
+        let users = access.audit()?.users(status).await?;
+        Ok(users
+            .into_iter()
+            .map(|u| User::seen_by(u, access))
+            .collect())
     }
 
     /// The download audit of one file, newest first (OFA and system admins).
