@@ -8,6 +8,7 @@ mod auth;
 mod download;
 mod frontend;
 mod graphql_api;
+mod graphql_limits;
 mod graphql_over_http;
 mod ops;
 mod upload;
