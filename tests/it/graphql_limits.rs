@@ -342,9 +342,14 @@ async fn a_statement_past_the_timeout_is_database_unavailable() {
     let lock = lock_table(&app, "report_files").await;
 
     let started = Instant::now();
-    let body = app
-        .gql(Some(&admin), "{ reportFiles { totalCount } }", json!({}))
-        .await;
+    // Without a statement timeout the query would wait for the lock for as
+    // long as the test holds it.
+    let body = tokio::time::timeout(
+        Duration::from_secs(10),
+        app.gql(Some(&admin), "{ reportFiles { totalCount } }", json!({})),
+    )
+    .await
+    .expect("the statement is cut short");
     assert_eq!(error_codes(&body), vec!["DATABASE_UNAVAILABLE"], "{body}");
     assert!(
         !message(&body).contains("timeout"),
@@ -355,13 +360,10 @@ async fn a_statement_past_the_timeout_is_database_unavailable() {
     assert!(took < Duration::from_secs(5), "{took:?}");
 
     // The download route (the file is not cached yet) answers 503.
-    let res = app
-        .download(
-            &admin,
-            &format!("/v1/report-files/{}/download", file.id),
-            &[],
-        )
-        .await;
+    let path = format!("/v1/report-files/{}/download", file.id);
+    let res = tokio::time::timeout(Duration::from_secs(10), app.download(&admin, &path, &[]))
+        .await
+        .expect("the statement is cut short");
     assert_eq!(res.status().as_u16(), 503);
     let body: Value = res.json().await.unwrap();
     assert_eq!(body["error"]["code"], "DATABASE_UNAVAILABLE");
