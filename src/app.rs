@@ -86,6 +86,17 @@ pub enum StartError {
     Storage(#[from] StorageConfigError),
 }
 
+/// Migrates and seeds on a connection of its own, without the statement
+/// timeout that bounds the serving pool: a migration may take longer.
+async fn prepare_database(config: &Config) -> Result<(), StartError> {
+    let db = db::connect(&config.database, Default::default(), None).await?;
+    let prepared = db::prepare(&db).await.map_err(StartError::Prepare);
+    if let Err(e) = db.close().await {
+        tracing::warn!(error = %e, "closing the migration connection");
+    }
+    prepared
+}
+
 impl App {
     /// Reads keys, connects, migrates and seeds: everything `serve` needs
     /// before it listens.
@@ -96,9 +107,18 @@ impl App {
         // that died mid-upload: nothing else would ever remove them.
         storage.remove_stale_staging_files().await;
         let metrics = Metrics::new();
-        let db = db::connect(&config.database, metrics.sql_statements()).await?;
-        db::prepare(&db).await.map_err(StartError::Prepare)?;
-        let gate = Gate::new(db.clone(), config.sessions.auth_cache_ttl);
+        prepare_database(&config).await?;
+        let db = db::connect(
+            &config.database,
+            metrics.sql_statements(),
+            config.database.statement_timeout,
+        )
+        .await?;
+        let gate = Gate::new(
+            db.clone(),
+            config.sessions.auth_cache_ttl,
+            config.graphql.max_statements,
+        );
         let audit_log = AuditLog::start(db.clone());
         Ok(AppState(Arc::new(App {
             config,

@@ -22,6 +22,13 @@ pub enum AppError {
     BadInput(String),
     #[error("payload too large: the limit is {limit} bytes")]
     PayloadTooLarge { limit: u64 },
+    /// The caller has as many requests running as they may; the client can
+    /// retry once one has finished.
+    #[error(
+        "you have {limit} GraphQL requests running, the most one caller may have at once: \
+         retry when one has finished"
+    )]
+    TooManyRequests { limit: usize },
     #[error("storage is unavailable")]
     StorageUnavailable(#[source] Box<dyn std::error::Error + Send + Sync>),
     #[error("the database is unavailable")]
@@ -48,6 +55,7 @@ impl AppError {
             AppError::NotFound => AppError::NotFound,
             AppError::BadInput(m) => AppError::BadInput(m.clone()),
             AppError::PayloadTooLarge { limit } => AppError::PayloadTooLarge { limit: *limit },
+            AppError::TooManyRequests { limit } => AppError::TooManyRequests { limit: *limit },
             AppError::StorageUnavailable(_) => AppError::StorageUnavailable(Box::new(e)),
             AppError::DatabaseUnavailable(_) => AppError::DatabaseUnavailable(Box::new(e)),
             AppError::Internal(_) => AppError::Internal(Box::new(e)),
@@ -59,7 +67,9 @@ impl AppError {
             AppError::Unauthenticated => "UNAUTHENTICATED",
             AppError::Forbidden => "FORBIDDEN",
             AppError::NotFound => "NOT_FOUND",
-            AppError::BadInput(_) => "BAD_USER_INPUT",
+            // The contract has no code of its own for it: it is the
+            // client's to fix, by sending fewer requests at once.
+            AppError::BadInput(_) | AppError::TooManyRequests { .. } => "BAD_USER_INPUT",
             AppError::PayloadTooLarge { .. } => "PAYLOAD_TOO_LARGE",
             AppError::StorageUnavailable(_) => "STORAGE_UNAVAILABLE",
             AppError::DatabaseUnavailable(_) => "DATABASE_UNAVAILABLE",
@@ -74,6 +84,7 @@ impl AppError {
             AppError::NotFound => StatusCode::NOT_FOUND,
             AppError::BadInput(_) => StatusCode::BAD_REQUEST,
             AppError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            AppError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             AppError::StorageUnavailable(_) | AppError::DatabaseUnavailable(_) => {
                 StatusCode::SERVICE_UNAVAILABLE
             }
@@ -148,10 +159,18 @@ impl IntoResponse for AppError {
     fn into_response(self) -> Response {
         self.log();
         let mut response = (self.status(), Json(self.body())).into_response();
-        if matches!(self, AppError::Unauthenticated) {
-            response
-                .headers_mut()
-                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        match self {
+            AppError::Unauthenticated => {
+                response
+                    .headers_mut()
+                    .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            }
+            AppError::TooManyRequests { .. } => {
+                response
+                    .headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            }
+            _ => {}
         }
         response
     }
@@ -215,6 +234,11 @@ mod tests {
                 AppError::PayloadTooLarge { limit: 1 },
                 "PAYLOAD_TOO_LARGE",
                 413,
+            ),
+            (
+                AppError::TooManyRequests { limit: 4 },
+                "BAD_USER_INPUT",
+                429,
             ),
             (
                 AppError::StorageUnavailable("x".into()),

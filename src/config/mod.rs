@@ -15,7 +15,7 @@ use std::str::FromStr;
 
 pub use cors::CorsConfig;
 pub use database::{DEFAULT_DATABASE_URL, DatabaseConfig};
-pub use graphql::GraphqlConfig;
+pub use graphql::{GraphqlConfig, Introspection};
 pub use server::{ConnectionLimits, ServerConfig};
 pub use storage::{DEFAULT_STORAGE_DIR, S3Config, StorageBackend, StorageConfig};
 pub use tokens::{DEV_SECRET_FILE, Hs256Secret, SessionConfig, TokenConfig};

@@ -9,6 +9,7 @@ mod connections;
 mod download;
 mod frontend;
 mod graphql_api;
+mod graphql_limits;
 mod graphql_over_http;
 mod multipart_bounds;
 mod ops;
