@@ -10,4 +10,5 @@ mod frontend;
 mod graphql_api;
 mod graphql_over_http;
 mod ops;
+mod scan;
 mod upload;
