@@ -85,8 +85,10 @@ ensure_seaweedfs() {
 # ClamAV's clamd (Debian's clamav-daemon), private to the tests: TCP on
 # 127.0.0.1, its own config, database, temporary folder, pid and log under
 # target/clamd/. Two of them:
-#   main     (TEST_CLAMD_ADDR)          StreamMaxLength 1100M, so a stream of
-#            MAX_UPLOAD_BYTES (1 GiB by default) plus INSTREAM's framing fits;
+#   main     (TEST_CLAMD_ADDR)          StreamMaxLength 1100M, as production
+#            should have it: above MAX_UPLOAD_BYTES (1 GiB by default), so
+#            the server's PAYLOAD_TOO_LARGE acts before clamd's limit (clamd
+#            counts the file's bytes, not INSTREAM's framing);
 #   limited  (TEST_CLAMD_LIMITED_ADDR)  StreamMaxLength 1M, for the test of a
 #            stream over clamd's limit.
 # There is no network for freshclam here, so the signature database is
