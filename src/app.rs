@@ -17,6 +17,7 @@ use crate::{
     db,
     error::{AppError, AppResult},
     metrics::Metrics,
+    scan::Scanner,
     storage::{Storage, StorageConfigError},
 };
 
@@ -29,6 +30,8 @@ pub struct App {
     pub gate: Gate,
     /// Where the download route records its events.
     pub audit_log: AuditLog,
+    /// clamd, when every upload must be scanned (`AV_SCAN`).
+    pub scanner: Option<Scanner>,
     /// Tells long transfers when the grace period after SIGTERM is over.
     pub shutdown: Shutdown,
     db: DatabaseConnection,
@@ -120,6 +123,7 @@ impl App {
             config.graphql.max_statements,
         );
         let audit_log = AuditLog::start(db.clone());
+        let scanner = Scanner::from_config(&config.scan);
         Ok(AppState(Arc::new(App {
             config,
             storage,
@@ -127,6 +131,7 @@ impl App {
             metrics,
             gate,
             audit_log,
+            scanner,
             shutdown: Shutdown::default(),
             db,
         })))

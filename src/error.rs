@@ -29,6 +29,13 @@ pub enum AppError {
          retry when one has finished"
     )]
     TooManyRequests { limit: usize },
+    /// ClamAV found `signature` in an upload; nothing of it was kept.
+    #[error("virus detected: {signature}; the file was not stored")]
+    VirusDetected { signature: String },
+    /// The virus scanner could not give a verdict (unreachable, timed out,
+    /// or refused the stream): the upload fails closed.
+    #[error("the virus scanner is unavailable; the file was not stored")]
+    ScannerUnavailable(#[source] Box<dyn std::error::Error + Send + Sync>),
     #[error("storage is unavailable")]
     StorageUnavailable(#[source] Box<dyn std::error::Error + Send + Sync>),
     #[error("the database is unavailable")]
@@ -56,6 +63,10 @@ impl AppError {
             AppError::BadInput(m) => AppError::BadInput(m.clone()),
             AppError::PayloadTooLarge { limit } => AppError::PayloadTooLarge { limit: *limit },
             AppError::TooManyRequests { limit } => AppError::TooManyRequests { limit: *limit },
+            AppError::VirusDetected { signature } => AppError::VirusDetected {
+                signature: signature.clone(),
+            },
+            AppError::ScannerUnavailable(_) => AppError::ScannerUnavailable(Box::new(e)),
             AppError::StorageUnavailable(_) => AppError::StorageUnavailable(Box::new(e)),
             AppError::DatabaseUnavailable(_) => AppError::DatabaseUnavailable(Box::new(e)),
             AppError::Internal(_) => AppError::Internal(Box::new(e)),
@@ -71,6 +82,8 @@ impl AppError {
             // client's to fix, by sending fewer requests at once.
             AppError::BadInput(_) | AppError::TooManyRequests { .. } => "BAD_USER_INPUT",
             AppError::PayloadTooLarge { .. } => "PAYLOAD_TOO_LARGE",
+            AppError::VirusDetected { .. } => "VIRUS_DETECTED",
+            AppError::ScannerUnavailable(_) => "SCANNER_UNAVAILABLE",
             AppError::StorageUnavailable(_) => "STORAGE_UNAVAILABLE",
             AppError::DatabaseUnavailable(_) => "DATABASE_UNAVAILABLE",
             AppError::Internal(_) => "INTERNAL",
@@ -85,9 +98,13 @@ impl AppError {
             AppError::BadInput(_) => StatusCode::BAD_REQUEST,
             AppError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             AppError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
-            AppError::StorageUnavailable(_) | AppError::DatabaseUnavailable(_) => {
-                StatusCode::SERVICE_UNAVAILABLE
-            }
+            // The request was well-formed and understood; its content is
+            // what is refused, and sending it again will not help (400 is
+            // for malformed input, BAD_USER_INPUT).
+            AppError::VirusDetected { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            AppError::ScannerUnavailable(_)
+            | AppError::StorageUnavailable(_)
+            | AppError::DatabaseUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -96,6 +113,12 @@ impl AppError {
     /// leaves the server.
     pub fn log(&self) {
         match self {
+            AppError::VirusDetected { signature } => {
+                tracing::warn!(signature = %signature, "upload refused: virus detected")
+            }
+            AppError::ScannerUnavailable(e) => {
+                tracing::error!(error = %e, "virus scanner unavailable")
+            }
             AppError::StorageUnavailable(e) => tracing::error!(error = %e, "storage unavailable"),
             AppError::DatabaseUnavailable(e) => tracing::error!(error = %e, "database unavailable"),
             AppError::Internal(e) => tracing::error!(error = %e, "internal error"),
@@ -241,6 +264,18 @@ mod tests {
                 429,
             ),
             (
+                AppError::VirusDetected {
+                    signature: "Eicar-Test-Signature".into(),
+                },
+                "VIRUS_DETECTED",
+                422,
+            ),
+            (
+                AppError::ScannerUnavailable("x".into()),
+                "SCANNER_UNAVAILABLE",
+                503,
+            ),
+            (
                 AppError::StorageUnavailable("x".into()),
                 "STORAGE_UNAVAILABLE",
                 503,
@@ -256,5 +291,17 @@ mod tests {
             assert_eq!(e.code(), code);
             assert_eq!(e.status().as_u16(), status);
         }
+    }
+
+    #[test]
+    fn a_virus_is_named_and_a_scanner_failure_is_not_explained() {
+        let gql: async_graphql::Error = GqlError::from(AppError::VirusDetected {
+            signature: "Eicar-Test-Signature.UNOFFICIAL".into(),
+        })
+        .into();
+        assert!(gql.message.contains("Eicar-Test-Signature.UNOFFICIAL"));
+        let down = AppError::ScannerUnavailable("connect to clamd.internal:3310: refused".into());
+        assert!(!down.to_string().contains("clamd.internal"));
+        assert_eq!(down.body()["error"]["code"], "SCANNER_UNAVAILABLE");
     }
 }

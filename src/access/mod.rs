@@ -23,6 +23,7 @@ mod files;
 mod gate;
 mod objects;
 mod reference;
+mod scans;
 mod uploads;
 mod users;
 
@@ -40,6 +41,7 @@ use sea_orm::DatabaseConnection;
 pub use events::{AuditLog, NewDownloadEvent};
 pub use files::{DEFAULT_PAGE, FileCache, Filter, MAX_PAGE, Page, PageRequest, Slot};
 pub use gate::Gate;
+pub use scans::{NewScanEvent, ScanFilter};
 pub use uploads::NewReportFile;
 pub use users::{AccessChange, Operator};
 
@@ -180,7 +182,8 @@ pub struct People {
     db: Conn,
 }
 
-/// Lists users and reads the download audit (OFA and system admins).
+/// Lists users and reads the download and virus-scan audits (OFA and
+/// system admins).
 #[derive(Clone)]
 pub struct Audit {
     db: Conn,

@@ -90,10 +90,19 @@ mod tests {
 
     #[test]
     fn production_introspects_for_admins_only_unless_told_otherwise() {
-        let prod = [("APP_ENV", "production"), ("JWT_ALGORITHMS", "HS256")];
+        let prod = [
+            ("APP_ENV", "production"),
+            ("JWT_ALGORITHMS", "HS256"),
+            ("AV_SCAN", "off"),
+        ];
         let c = config(&prod).unwrap().graphql;
         assert_eq!(c.introspection, Introspection::Admins);
-        let everyone = [prod[0], prod[1], ("GRAPHQL_INTROSPECTION", "everyone")];
+        let everyone = [
+            prod[0],
+            prod[1],
+            prod[2],
+            ("GRAPHQL_INTROSPECTION", "everyone"),
+        ];
         let c = config(&everyone).unwrap().graphql;
         assert_eq!(c.introspection, Introspection::Everyone);
     }

@@ -10,6 +10,7 @@ pub mod introspection;
 mod loaders;
 mod mutation;
 mod query;
+mod scans;
 pub mod types;
 pub mod upload;
 

@@ -62,6 +62,8 @@ impl Mutation {
             storage: &app.storage,
             policy: &app.config.uploads,
             shutdown: &app.shutdown,
+            scanner: app.scanner.as_ref(),
+            client: ctx.request()?.client,
         };
         let target = Target {
             fiscal_year: input.fiscal_year,

@@ -2,17 +2,18 @@ use async_graphql::{
     Context, ID, InputObject, Object,
     connection::{Connection, CursorType, Edge, EmptyFields},
 };
-use entity::{Quarter, Section, SttType, UserStatus};
+use entity::{Quarter, ScanResult, Section, SttType, UserStatus};
 
 use super::{
     context::ContextExt,
     cost,
     cursor::Cursor,
     loaders::prefetch_files,
+    scans::{ScanEvent, ScanEventConnection},
     types::{DownloadEvent, Region, ReportFile, Stt, User},
 };
 use crate::{
-    access::{DEFAULT_PAGE, Files, Filter, PageRequest},
+    access::{DEFAULT_PAGE, Files, Filter, PageRequest, ScanFilter},
     error::{AppError, GqlResult},
 };
 
@@ -175,6 +176,32 @@ impl Query {
         connection.edges.extend(
             rows.into_iter()
                 .map(|e| Edge::new(Cursor(e.id), DownloadEvent::from(e))),
+        );
+        Ok(connection)
+    }
+
+    /// Virus-scan results of uploads, newest first, optionally of one
+    /// result or STT (OFA and system admins).
+    #[graphql(complexity = "cost::events_page(first, child_complexity)")]
+    async fn scan_events(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i64>,
+        after: Option<String>,
+        result: Option<ScanResult>,
+        stt_id: Option<i32>,
+    ) -> GqlResult<ScanEventConnection> {
+        let audit = ctx.access()?.audit()?;
+        let first = PageRequest::size(first, "first")?.unwrap_or(DEFAULT_PAGE);
+        let after = cursor(after)?;
+        let filter = ScanFilter { result, stt_id };
+        let mut rows = audit.scan_events(&filter, first, after).await?;
+        let has_next = rows.len() as u64 > first;
+        rows.truncate(first as usize);
+        let mut connection = Connection::new(after.is_some(), has_next);
+        connection.edges.extend(
+            rows.into_iter()
+                .map(|e| Edge::new(Cursor(e.id), ScanEvent::from(e))),
         );
         Ok(connection)
     }

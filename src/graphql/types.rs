@@ -271,6 +271,6 @@ impl DownloadEvent {
 }
 
 /// A row that a foreign key promises exists.
-fn load<T>(found: Option<T>) -> GqlResult<T> {
+pub(super) fn load<T>(found: Option<T>) -> GqlResult<T> {
     found.ok_or_else(|| AppError::internal("dangling reference").into())
 }

@@ -406,7 +406,7 @@ async fn execute(
             );
         }
     };
-    let request = request.data(RequestData::new(access, upload));
+    let request = request.data(RequestData::new(access, upload, peer.ip()));
     let response = schema.execute(request).await;
     respond(response, response_type)
 }

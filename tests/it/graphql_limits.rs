@@ -383,7 +383,12 @@ const TYPO: &str = "{ reportFiles { totalCoun } }";
 
 #[tokio::test]
 async fn production_keeps_the_schema_to_administrators() {
-    let app = TestApp::sqlite_with(&[("APP_ENV", "production"), ("JWT_ALGORITHMS", "HS256")]).await;
+    let app = TestApp::sqlite_with(&[
+        ("APP_ENV", "production"),
+        ("JWT_ALGORITHMS", "HS256"),
+        ("AV_SCAN", "off"),
+    ])
+    .await;
     let (_, admin) = app.admin().await;
     let (_, analyst) = app.analyst("analyst", ALABAMA).await;
     let (_, regional) = app.regional("regional", &[ALABAMA_REGION]).await;

@@ -14,5 +14,7 @@ mod graphql_over_http;
 mod multipart_bounds;
 mod ops;
 mod outages;
+mod scan;
 mod storage_faults;
 mod upload;
+mod virus_scanning;
