@@ -6,6 +6,7 @@
 mod cors;
 mod database;
 mod graphql;
+mod scan;
 mod server;
 mod storage;
 mod tokens;
@@ -15,7 +16,8 @@ use std::str::FromStr;
 
 pub use cors::CorsConfig;
 pub use database::{DEFAULT_DATABASE_URL, DatabaseConfig};
-pub use graphql::GraphqlConfig;
+pub use graphql::{GraphqlConfig, Introspection};
+pub use scan::{AvScan, ClamdAddr, DEFAULT_CLAMD_TIMEOUT_SECS, ScanConfig, banner_warning};
 pub use server::{ConnectionLimits, ServerConfig};
 pub use storage::{DEFAULT_STORAGE_DIR, S3Config, StorageBackend, StorageConfig};
 pub use tokens::{DEV_SECRET_FILE, Hs256Secret, SessionConfig, TokenConfig};
@@ -54,6 +56,7 @@ pub struct Config {
     pub sessions: SessionConfig,
     pub cors: CorsConfig,
     pub graphql: GraphqlConfig,
+    pub scan: ScanConfig,
 }
 
 impl Config {
@@ -86,6 +89,7 @@ impl Config {
             sessions: SessionConfig::parse(&env, environment)?,
             cors: CorsConfig::parse(&env)?,
             graphql: GraphqlConfig::parse(&env, environment)?,
+            scan: ScanConfig::parse(&env, environment)?,
         })
     }
 
@@ -216,7 +220,12 @@ pub(crate) mod tests {
 
     #[test]
     fn production_defaults_are_locked_down() {
-        let c = config(&[("APP_ENV", "production"), ("JWT_ALGORITHMS", "HS256")]).unwrap();
+        let c = config(&[
+            ("APP_ENV", "production"),
+            ("JWT_ALGORITHMS", "HS256"),
+            ("AV_SCAN", "off"),
+        ])
+        .unwrap();
         assert!(c.sessions.cookie_secure);
         assert!(!c.graphql.graphiql_enabled);
         assert!(c.server.log_json);

@@ -4,6 +4,7 @@ use entity::{Role, UserStatus};
 
 use super::{
     context::ContextExt,
+    cost,
     types::{ReportFile, User},
     upload::{Upload, UploadReportFileInput},
 };
@@ -20,6 +21,7 @@ pub struct Mutation;
 impl Mutation {
     /// Verifies `token` and answers with an HttpOnly session cookie holding
     /// it, so that plain `<a href>` downloads are authenticated.
+    #[graphql(complexity = "cost::statements(2, child_complexity)")]
     async fn login(&self, ctx: &Context<'_>, token: String) -> GqlResult<User> {
         let app = ctx.app()?;
         let token = token.trim();
@@ -30,12 +32,13 @@ impl Mutation {
             SET_COOKIE,
             auth::session_cookie(&app.config.sessions, token, max_age),
         );
-        Ok(User(user))
+        Ok(User::own(user))
     }
 
     /// Stores a new version of a report file. Send it as a GraphQL multipart
     /// request (as `apollo-upload-client` does) with the header
     /// `Apollo-Require-Preflight: true`.
+    #[graphql(complexity = "cost::statements(3, child_complexity)")]
     async fn upload_report_file(
         &self,
         ctx: &Context<'_>,
@@ -59,6 +62,8 @@ impl Mutation {
             storage: &app.storage,
             policy: &app.config.uploads,
             shutdown: &app.shutdown,
+            scanner: app.scanner.as_ref(),
+            client: ctx.request()?.client,
         };
         let target = Target {
             fiscal_year: input.fiscal_year,
@@ -81,6 +86,7 @@ impl Mutation {
     }
 
     /// Approves, changes or deactivates a user (system admins only).
+    #[graphql(complexity = "cost::statements(5, child_complexity)")]
     async fn set_user_access(
         &self,
         ctx: &Context<'_>,
@@ -102,7 +108,7 @@ impl Mutation {
         };
         let user = admin.set_access(user_id, change).await?;
         ctx.app()?.gate.forget(&user.subject).await;
-        Ok(User(user))
+        Ok(User::seen_by(user, ctx.access()?))
     }
 }
 

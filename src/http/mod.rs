@@ -10,6 +10,7 @@
 //! | `ops` | `/healthz`, `/readyz` |
 //! | `metrics` | `/metrics`, and the layer that counts requests |
 //! | `graphiql` | the GraphiQL page's assets |
+//! | `slots` | how many GraphQL requests one caller may have running |
 
 mod connections;
 mod download;
@@ -19,6 +20,7 @@ mod graphql;
 mod metrics;
 mod multipart;
 mod ops;
+mod slots;
 
 use std::{future::Future, time::Duration};
 
