@@ -49,7 +49,7 @@ start_weed() {
     -ip=127.0.0.1 -ip.bind=127.0.0.1 \
     -master.port=$((base + 1)) -volume.port=$((base + 2)) -filer.port=$((base + 3)) \
     -s3.port=$((base + 4)) -admin.port=$((base + 5)) -admin.ui=false -webdav=false \
-    -s3.port.iceberg=0 -s3.port.lance=0 >"$dir/weed.log" 2>&1 &
+    -s3.port.iceberg=0 -s3.port.lance=0 -master.telemetry=false >"$dir/weed.log" 2>&1 &
   echo $! >"$dir/weed.pid"
   for _ in $(seq 1 60); do
     curl -s -o /dev/null "http://127.0.0.1:$((base + 4))/" && return 0

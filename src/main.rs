@@ -19,8 +19,24 @@ use tracing_subscriber::{EnvFilter, fmt, prelude::*};
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+const CONFIGURATION: &str = "\
+Configuration comes from environment variables, also read from a .env file
+in this folder or a parent (.env.example documents each). Every command
+reads the same configuration as the server. With none set, the server runs
+on SQLite and a local folder under DATA_DIR (default: data/ beside .env, or
+./data). The ones that matter most:
+  DATABASE_URL   sqlite://PATH?mode=rwc or postgres://USER@HOST:PORT/DB
+  STORAGE_URL    file://DIR or s3://BUCKET[/PREFIX] (with the AWS_* variables)
+  BIND_ADDR      where the server listens (127.0.0.1:8080)
+  APP_ENV        development (default) or production";
+
 #[derive(Parser)]
-#[command(name = "reportfiles", about = "TANF report file server", version)]
+#[command(
+    name = "reportfiles",
+    about = "The server of the TANF data-reporting portal: GraphQL API, streamed uploads and downloads",
+    version,
+    after_help = CONFIGURATION
+)]
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
@@ -28,26 +44,36 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run the server (the default).
+    /// Run the server (the default): migrates the database, then listens on
+    /// BIND_ADDR until SIGTERM or Ctrl-C.
+    #[command(after_help = CONFIGURATION)]
     Serve,
     /// Apply database migrations and load the STT reference data.
     Migrate,
     /// Manage users.
     #[command(subcommand)]
     User(UserCommand),
-    /// Mint an HS256 token for local development.
+    /// Print an HS256 token for local development, signed with
+    /// JWT_HS256_SECRET or, when that is unset, the development secret in
+    /// DATA_DIR/dev-jwt-secret (the file the server reads too; made on first
+    /// use). Send it as `Authorization: Bearer <token>`.
     Token {
-        /// The subject (`sub`) the token is for.
+        /// The subject (`sub`) the token is for: who the user is.
         #[arg(long)]
         sub: String,
+        /// The `email` claim, recorded on a user's first request.
         #[arg(long)]
         email: Option<String>,
+        /// The `name` claim, recorded on a user's first request.
         #[arg(long)]
         name: Option<String>,
         /// Lifetime in seconds.
         #[arg(long, default_value_t = 8 * 3600)]
         ttl: u64,
     },
+    /// STT reference data.
+    #[command(subcommand)]
+    Stt(SttCommand),
     /// Print the GraphQL schema (SDL).
     Schema,
     /// Object storage maintenance.
@@ -72,19 +98,28 @@ enum StorageCommand {
 }
 
 #[derive(Subcommand)]
+enum SttCommand {
+    /// List every STT: id (for --stt-id), type, code, name and region.
+    List,
+}
+
+#[derive(Subcommand)]
 enum UserCommand {
     /// Create a user (or update an existing one) and set their access.
     Create {
+        /// The subject (`sub` claim) of the user's tokens.
         #[arg(long)]
         subject: String,
+        /// Their email address (only for a new user).
         #[arg(long)]
         email: Option<String>,
+        /// Their display name (only for a new user).
         #[arg(long)]
         name: Option<String>,
         /// DATA_ANALYST, REGIONAL_STAFF, OFA_ADMIN or SYSTEM_ADMIN.
         #[arg(long, value_parser = parse_role)]
         role: Option<Role>,
-        /// The STT of a DATA_ANALYST.
+        /// The STT of a DATA_ANALYST (`reportfiles stt list` shows the ids).
         #[arg(long)]
         stt_id: Option<i32>,
         /// The regions of REGIONAL_STAFF (repeatable).
@@ -141,7 +176,9 @@ fn init_tracing(json: bool) {
     if json {
         registry.with(fmt::layer().json()).init();
     } else {
-        registry.with(fmt::layer()).init();
+        // Colours only for a person at a terminal, not in a file or a pipe.
+        let ansi = std::io::IsTerminal::is_terminal(&std::io::stdout());
+        registry.with(fmt::layer().with_ansi(ansi)).init();
     }
 }
 
@@ -202,6 +239,19 @@ async fn run(command: Command, config: Config) -> Result<(), Error> {
                 user.status.as_str(),
                 user.role.map_or("no role", |r| r.as_str())
             );
+            Ok(())
+        }
+        Command::Stt(SttCommand::List) => {
+            for s in operator(&config).await?.stts().await? {
+                println!(
+                    "{}\t{}\t{}\t{}\tregion {}",
+                    s.id,
+                    s.stt_type.as_str(),
+                    s.stt_code,
+                    s.name,
+                    s.region_id
+                );
+            }
             Ok(())
         }
         Command::User(UserCommand::List) => {

@@ -17,11 +17,73 @@ use crate::{
 pub enum ServeError {
     #[error(transparent)]
     Start(#[from] StartError),
-    #[error("cannot listen on {addr} (BIND_ADDR): {source}")]
+    #[error("cannot listen on {addr} ({var}): {why}")]
     Bind {
         addr: std::net::SocketAddr,
-        source: std::io::Error,
+        var: &'static str,
+        why: String,
     },
+}
+
+async fn bind(addr: std::net::SocketAddr, var: &'static str) -> Result<TcpListener, ServeError> {
+    TcpListener::bind(addr).await.map_err(|e| {
+        let why = match e.kind() {
+            std::io::ErrorKind::AddrInUse => format!(
+                "another process is listening there; stop it, or set {var} to another address \
+                 (e.g. {var}=127.0.0.1:{})",
+                addr.port().wrapping_add(1)
+            ),
+            std::io::ErrorKind::AddrNotAvailable => {
+                "no network interface of this machine has that address".to_string()
+            }
+            std::io::ErrorKind::PermissionDenied => {
+                "ports under 1024 need privileges; use a higher port".to_string()
+            }
+            _ => e.to_string(),
+        };
+        ServeError::Bind { addr, var, why }
+    })
+}
+
+/// What the operator sees at start: where the server listens and what it
+/// runs on (no secrets), and, in development, how to sign in.
+pub fn banner(config: &Config) -> String {
+    use std::fmt::Write;
+    let addr = config.server.bind_addr;
+    let mut out = String::new();
+    let mode = if config.is_development() {
+        "development"
+    } else {
+        "production"
+    };
+    let _ = writeln!(out, "reportfiles {} ({mode})", env!("CARGO_PKG_VERSION"));
+    let _ = writeln!(out, "  listening  http://{addr}");
+    if config.graphql.graphiql_enabled {
+        let _ = writeln!(out, "  GraphiQL   http://{addr}/graphql");
+    }
+    if let Some(metrics) = config.server.metrics_bind_addr {
+        let _ = writeln!(out, "  metrics    http://{metrics}/metrics");
+    }
+    let _ = writeln!(out, "  database   {}", config.database.redacted());
+    let _ = writeln!(out, "  storage    {}", config.storage.backend);
+    match crate::config::banner_warning(&config.scan) {
+        Some(warning) => {
+            let _ = writeln!(out, "  scanning   off\n{warning}");
+        }
+        None => {
+            let _ = writeln!(out, "  scanning   every upload (ClamAV)");
+        }
+    }
+    if config.is_development() {
+        let _ = write!(
+            out,
+            "\nTo sign in for development:\n\
+             1. make a system admin:  cargo run -- user create --subject dev-admin --role SYSTEM_ADMIN --approve\n\
+             2. print a token:        cargo run -- token --sub dev-admin\n\
+             3. in GraphiQL's Headers tab: {{\"Authorization\": \"Bearer PASTE-THE-TOKEN-HERE\"}}\n"
+        );
+    }
+    out
 }
 
 /// How long, once the grace period is over, cut transfers get to clean up
@@ -31,41 +93,22 @@ const CLEANUP: Duration = Duration::from_secs(5);
 pub async fn run(mut config: Config) -> Result<(), ServeError> {
     let addr = config.server.bind_addr;
     let grace = config.server.shutdown_grace;
-    let dev = config.is_development();
-    let graphiql = config.graphql.graphiql_enabled;
     let connections = &mut config.server.connections;
     connections.max_connections = http::ensure_descriptors(connections.max_connections);
-    let app = App::start(config).await?;
-    let listener = TcpListener::bind(addr)
-        .await
-        .map_err(|source| ServeError::Bind { addr, source })?;
-    let metrics_listener = match app.config.server.metrics_bind_addr {
-        Some(addr) => Some(
-            TcpListener::bind(addr)
-                .await
-                .map_err(|source| ServeError::Bind { addr, source })?,
-        ),
+    // The addresses first: a port in use is found before any migration.
+    let listener = bind(addr, "BIND_ADDR").await?;
+    let metrics_listener = match config.server.metrics_bind_addr {
+        Some(addr) => Some(bind(addr, "METRICS_BIND_ADDR").await?),
         None => None,
     };
+    let app = App::start(config).await?;
     tracing::info!(%addr, "listening");
-    if let Some(addr) = app.config.server.metrics_bind_addr {
-        tracing::info!(%addr, "metrics listening");
-    } else if !dev {
-        tracing::warn!("METRICS_BIND_ADDR is unset: /metrics is not served");
-    }
-    if graphiql {
-        println!("GraphiQL: http://{addr}/graphql");
-    }
+    print!("{}", banner(&app.config));
     if let Some(warning) = crate::config::banner_warning(&app.config.scan) {
-        println!("{warning}");
         tracing::warn!("{warning}");
     }
-    if dev {
-        println!(
-            "Development token: cargo run -- token --sub dev-admin\n\
-             Make that user a system admin: cargo run -- user create --subject dev-admin --role SYSTEM_ADMIN --approve\n\
-             Then send it as the header  Authorization: Bearer <token>"
-        );
+    if app.config.server.metrics_bind_addr.is_none() && !app.config.is_development() {
+        tracing::warn!("METRICS_BIND_ADDR is unset: /metrics is not served");
     }
 
     let stop = CancellationToken::new();

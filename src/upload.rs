@@ -259,7 +259,7 @@ pub struct StoredObject {
 }
 
 /// The last path segment of a client's file name, checked: no control
-/// characters, not empty, at most 255 bytes.
+/// characters, not empty, at most 255 characters.
 pub fn clean_filename(raw: &str) -> AppResult<String> {
     let name = raw.rsplit(['/', '\\']).next().unwrap_or_default().trim();
     if name.is_empty() || name == "." || name == ".." {
@@ -268,9 +268,10 @@ pub fn clean_filename(raw: &str) -> AppResult<String> {
     if name.chars().any(char::is_control) {
         return Err(AppError::bad_input("the file name has control characters"));
     }
-    if name.len() > 255 {
+    // Characters, not bytes: a name of 255 letters with accents is fine.
+    if name.chars().count() > 255 {
         return Err(AppError::bad_input(
-            "the file name is longer than 255 bytes",
+            "the file name is longer than 255 characters",
         ));
     }
     Ok(name.to_string())
@@ -659,6 +660,10 @@ mod tests {
         assert!(clean_filename("").is_err());
         assert!(clean_filename("dir/").is_err());
         assert!(clean_filename(&"a".repeat(300)).is_err());
+        assert!(clean_filename(&"a".repeat(256)).is_err());
+        let umlauts = format!("{}.txt", "ü".repeat(251));
+        assert_eq!(umlauts.chars().count(), 255);
+        assert_eq!(clean_filename(&umlauts).unwrap(), umlauts, "kept exactly");
     }
 
     #[tokio::test]

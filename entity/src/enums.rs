@@ -23,7 +23,7 @@ macro_rules! string_enum {
 }
 
 string_enum!(
-    /// What a user may do; see the role table in PRODUCT.md.
+    /// What a user may do; see the role table in the README ("Who may do what").
     Role {
         DataAnalyst = "DATA_ANALYST",
         RegionalStaff = "REGIONAL_STAFF",

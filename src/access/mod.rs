@@ -1,5 +1,5 @@
 //! Authorization, and the only way to the data: the role table of
-//! PRODUCT.md, in one place.
+//! README ("Who may do what"), in one place.
 //!
 //! A request's `Access` (made by the `Gate` from a verified token) hands out
 //! capabilities: `reference()`, `files()`, `downloads()`, `upload(stt)`,

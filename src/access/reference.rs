@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use entity::{SttType, region, stt};
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
 
-use super::{Files, Reference};
+use super::{Files, Operator, Reference};
 use crate::error::AppResult;
 
 impl Reference {
@@ -50,6 +50,16 @@ impl Files {
         Ok(region::Entity::find()
             .order_by_asc(region::Column::Id)
             .all(self.db.spend(1)?)
+            .await?)
+    }
+}
+
+impl Operator {
+    /// Every STT, by id: for the CLI's `stt list`.
+    pub async fn stts(&self) -> AppResult<Vec<stt::Model>> {
+        Ok(stt::Entity::find()
+            .order_by_asc(stt::Column::Id)
+            .all(&self.db)
             .await?)
     }
 }

@@ -262,11 +262,15 @@ async fn apply_access(
 async fn validate_change(db: &DatabaseConnection, change: &AccessChange) -> AppResult<()> {
     match change.role {
         Some(Role::DataAnalyst) => {
-            let stt_id = change
-                .stt_id
-                .ok_or_else(|| AppError::bad_input("a DATA_ANALYST needs sttId"))?;
+            let stt_id = change.stt_id.ok_or_else(|| {
+                AppError::bad_input(
+                    "a DATA_ANALYST needs an STT (sttId; on the command line, --stt-id)",
+                )
+            })?;
             if stt::Entity::find_by_id(stt_id).one(db).await?.is_none() {
-                return Err(AppError::bad_input(format!("no STT has id {stt_id}")));
+                return Err(AppError::bad_input(format!(
+                    "no STT has id {stt_id} (`reportfiles stt list` shows the ids)"
+                )));
             }
         }
         Some(Role::RegionalStaff) => {
@@ -275,7 +279,7 @@ async fn validate_change(db: &DatabaseConnection, change: &AccessChange) -> AppR
             ids.dedup();
             if ids.is_empty() || ids.len() != change.region_ids.len() {
                 return Err(AppError::bad_input(
-                    "a REGIONAL_STAFF user needs distinct regionIds",
+                    "a REGIONAL_STAFF user needs one or more distinct regions (regionIds; on the command line, --region-id, repeated)",
                 ));
             }
             let known = region::Entity::find()
@@ -283,13 +287,17 @@ async fn validate_change(db: &DatabaseConnection, change: &AccessChange) -> AppR
                 .count(db)
                 .await?;
             if known != ids.len() as u64 {
-                return Err(AppError::bad_input("regionIds names an unknown region"));
+                return Err(AppError::bad_input(
+                    "a region id is unknown: regions are 1 to 10",
+                ));
             }
         }
         _ => {}
     }
     if change.status == UserStatus::Approved && change.role.is_none() {
-        return Err(AppError::bad_input("an APPROVED user needs a role"));
+        return Err(AppError::bad_input(
+            "an APPROVED user needs a role (role; on the command line, --role)",
+        ));
     }
     Ok(())
 }

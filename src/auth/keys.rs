@@ -94,10 +94,24 @@ fn development_secret(path: &Path) -> std::io::Result<SecretBox<[u8]>> {
             if let Some(dir) = path.parent() {
                 std::fs::create_dir_all(dir)?;
             }
-            std::fs::write(path, &secret)?;
+            write_private(path, secret.as_bytes())?;
+            tracing::warn!(
+                path = %std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf()).display(),
+                "created a new development secret: tokens signed with an earlier one are refused"
+            );
             Ok(secret_bytes(secret.as_bytes()))
         }
     }
+}
+
+/// Writes a file only its owner may read (0600 on Unix): it holds a key.
+fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    options.open(path)?.write_all(bytes)
 }
 
 #[cfg(test)]
@@ -113,6 +127,12 @@ mod tests {
         let second = development_secret(&path).unwrap();
         assert_eq!(first.expose_secret().len(), 48);
         assert_eq!(first.expose_secret(), second.expose_secret());
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600, "only its owner may read it");
+        }
     }
 
     #[test]

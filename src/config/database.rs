@@ -6,7 +6,13 @@ use secrecy::{ExposeSecret, SecretString};
 
 use super::{ConfigError, Vars};
 
-pub const DEFAULT_DATABASE_URL: &str = "sqlite://./data/reportfiles.db?mode=rwc";
+/// The embedded default: a SQLite file in the data folder.
+fn default_url(env: &Vars<'_>) -> String {
+    format!(
+        "sqlite://{}?mode=rwc",
+        env.data_dir().join("reportfiles.db").display()
+    )
+}
 
 /// The URL may carry a password, so it is kept as a secret.
 #[derive(Debug, Clone)]
@@ -22,9 +28,7 @@ pub struct DatabaseConfig {
 
 impl DatabaseConfig {
     pub(crate) fn parse(env: &Vars<'_>) -> Result<Self, ConfigError> {
-        let url = env
-            .get("DATABASE_URL")
-            .unwrap_or_else(|| DEFAULT_DATABASE_URL.into());
+        let url = env.get("DATABASE_URL").unwrap_or_else(|| default_url(env));
         let url = url.trim().to_string();
         if !(url.starts_with("sqlite:")
             || url.starts_with("postgres://")
@@ -88,7 +92,12 @@ mod tests {
     #[test]
     fn the_default_is_a_sqlite_file_under_data() {
         let c = config(&[]).unwrap();
-        assert_eq!(c.database.url(), super::DEFAULT_DATABASE_URL);
+        assert_eq!(c.database.url(), "sqlite://./data/reportfiles.db?mode=rwc");
+        let elsewhere = config(&[("DATA_DIR", "/srv/rf")]).unwrap();
+        assert_eq!(
+            elsewhere.database.url(),
+            "sqlite:///srv/rf/reportfiles.db?mode=rwc"
+        );
         assert!(c.database.is_sqlite());
     }
 

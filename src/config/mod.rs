@@ -15,12 +15,12 @@ mod uploads;
 use std::str::FromStr;
 
 pub use cors::CorsConfig;
-pub use database::{DEFAULT_DATABASE_URL, DatabaseConfig};
+pub use database::DatabaseConfig;
 pub use graphql::{GraphqlConfig, Introspection};
 pub use scan::{AvScan, ClamdAddr, DEFAULT_CLAMD_TIMEOUT_SECS, ScanConfig, banner_warning};
 pub use server::{ConnectionLimits, ServerConfig};
-pub use storage::{DEFAULT_STORAGE_DIR, S3Config, StorageBackend, StorageConfig};
-pub use tokens::{DEV_SECRET_FILE, Hs256Secret, SessionConfig, TokenConfig};
+pub use storage::{S3Config, StorageBackend, StorageConfig};
+pub use tokens::{Hs256Secret, SessionConfig, TokenConfig};
 pub use uploads::{DEFAULT_EXTENSIONS, UploadConfig};
 
 #[derive(Debug, thiserror::Error)]
@@ -61,9 +61,23 @@ pub struct Config {
 
 impl Config {
     /// Reads the process environment (after loading `.env`, if present).
+    ///
+    /// The data folder (`DATA_DIR`) defaults to `data/` beside the `.env`
+    /// file that was found (dotenvy looks in this folder and its parents),
+    /// so the server and every CLI command agree on the development secret
+    /// and the embedded database from any folder of the checkout.
     pub fn from_env() -> Result<Self, ConfigError> {
-        let _ = dotenvy::dotenv();
-        Self::from_lookup(|name| std::env::var(name).ok())
+        let found = dotenvy::dotenv().ok();
+        let beside_env = found
+            .as_deref()
+            .and_then(std::path::Path::parent)
+            .map(|dir| dir.join("data").display().to_string());
+        Self::from_lookup(|name| {
+            std::env::var(name).ok().or_else(|| match name {
+                "DATA_DIR" => beside_env.clone(),
+                _ => None,
+            })
+        })
     }
 
     /// Builds the configuration from any variable source; tests pass a map.
@@ -98,6 +112,8 @@ impl Config {
     }
 }
 
+pub const DEFAULT_DATA_DIR: &str = "./data";
+
 /// The variables, as each concern's parser reads them.
 pub(crate) struct Vars<'a>(&'a dyn Fn(&str) -> Option<String>);
 
@@ -105,6 +121,15 @@ impl Vars<'_> {
     /// A set, non-empty variable.
     pub(crate) fn get(&self, name: &str) -> Option<String> {
         (self.0)(name).filter(|v| !v.trim().is_empty())
+    }
+
+    /// Where the embedded defaults keep their files: the SQLite database,
+    /// stored objects and the development secret (`DATA_DIR`, `./data`).
+    pub(crate) fn data_dir(&self) -> std::path::PathBuf {
+        std::path::PathBuf::from(
+            self.get("DATA_DIR")
+                .unwrap_or_else(|| DEFAULT_DATA_DIR.into()),
+        )
     }
 
     /// A size in bytes, with or without a unit (`parse_bytes`).

@@ -6,8 +6,6 @@ use secrecy::SecretString;
 
 use super::{ConfigError, Vars};
 
-pub const DEFAULT_STORAGE_DIR: &str = "./data/objects";
-
 #[derive(Debug, Clone)]
 pub struct StorageConfig {
     pub backend: StorageBackend,
@@ -81,7 +79,7 @@ impl StorageConfig {
     pub(crate) fn parse(env: &Vars<'_>) -> Result<Self, ConfigError> {
         let url = env
             .get("STORAGE_URL")
-            .unwrap_or_else(|| format!("file://{DEFAULT_STORAGE_DIR}"));
+            .unwrap_or_else(|| format!("file://{}", env.data_dir().join("objects").display()));
         let backend = if let Some(dir) = url.strip_prefix("file://").filter(|d| !d.is_empty()) {
             StorageBackend::Local {
                 dir: PathBuf::from(dir),
@@ -208,7 +206,7 @@ mod tests {
     fn the_default_is_a_local_folder_under_data() {
         let c = config(&[]).unwrap();
         assert!(
-            matches!(&c.storage.backend, StorageBackend::Local { dir } if dir == &PathBuf::from(DEFAULT_STORAGE_DIR))
+            matches!(&c.storage.backend, StorageBackend::Local { dir } if dir == &PathBuf::from("./data/objects"))
         );
     }
 

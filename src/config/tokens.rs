@@ -8,9 +8,9 @@ use secrecy::SecretString;
 
 use super::{ConfigError, Environment, Vars};
 
-/// Where the development HS256 secret lives when `JWT_HS256_SECRET` is unset,
-/// so that `serve` and `token` agree on it across runs.
-pub const DEV_SECRET_FILE: &str = "./data/dev-jwt-secret";
+/// The file in the data folder that keeps the development HS256 secret when
+/// `JWT_HS256_SECRET` is unset, so that `serve` and `token` agree on it.
+pub const DEV_SECRET_FILE: &str = "dev-jwt-secret";
 
 #[derive(Debug, Clone)]
 pub struct TokenConfig {
@@ -59,9 +59,9 @@ impl TokenConfig {
                 ));
             }
             Some(s) => Some(Hs256Secret::Given(SecretString::from(s))),
-            None if wants_hs && dev => {
-                Some(Hs256Secret::DevelopmentFile(PathBuf::from(DEV_SECRET_FILE)))
-            }
+            None if wants_hs && dev => Some(Hs256Secret::DevelopmentFile(
+                env.data_dir().join(DEV_SECRET_FILE),
+            )),
             None if wants_hs => {
                 return Err(ConfigError::new(
                     "JWT_HS256_SECRET",
@@ -172,7 +172,7 @@ mod tests {
         let c = Config::from_lookup(|_| None).unwrap();
         assert!(matches!(
             c.tokens.hs256_secret,
-            Some(Hs256Secret::DevelopmentFile(ref p)) if p == &PathBuf::from(DEV_SECRET_FILE)
+            Some(Hs256Secret::DevelopmentFile(ref p)) if p == &PathBuf::from("./data/dev-jwt-secret")
         ));
     }
 

@@ -47,7 +47,7 @@ impl Stt {
     }
 }
 
-/// A user as the caller may see them. PRODUCT.md: "Who uploaded a file is
+/// A user as the caller may see them. The role table (README, "Who may do what"): "Who uploaded a file is
 /// shown to non-administrators by name only (no email, role, status or
 /// sign-in times of other users)." So a non-administrator looking at
 /// someone else gets `id` and `name`; the other fields are null (or an

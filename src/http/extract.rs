@@ -16,6 +16,14 @@ where
     type Rejection = AppError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, AppError> {
-        AppState::from_ref(state).access(&parts.headers).await
+        let access = AppState::from_ref(state).access(&parts.headers).await?;
+        // For the request's log line.
+        if let (Some(slot), Ok(principal)) = (
+            parts.extensions.get::<super::log::CallerSlot>(),
+            access.principal(),
+        ) {
+            slot.set(principal.user.id);
+        }
+        Ok(access)
     }
 }

@@ -32,7 +32,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
 use super::{
-    graphiql, multipart,
+    graphiql, multipart, shape,
     slots::{CallerKey, CallerSlots},
 };
 use crate::{
@@ -50,6 +50,8 @@ struct Endpoint {
     app: AppState,
     schemas: Schemas,
     slots: CallerSlots,
+    /// The schema's field types, for null propagation.
+    types: std::sync::Arc<shape::FieldTypes>,
 }
 
 impl FromRef<Endpoint> for AppState {
@@ -68,6 +70,7 @@ pub fn router(app: AppState) -> Router {
         // the upload limit while they stream.
         .layer(DefaultBodyLimit::disable())
         .with_state(Endpoint {
+            types: std::sync::Arc::new(shape::FieldTypes::from_sdl(&graphql::sdl())),
             app,
             schemas,
             slots,
@@ -406,9 +409,44 @@ async fn execute(
             );
         }
     };
+    let query = request.query.clone();
+    let operation_name = request.operation_name.clone();
     let request = request.data(RequestData::new(access, upload, peer.ip()));
-    let response = schema.execute(request).await;
+    let mut response = schema.execute(request).await;
+    shape_response(endpoint, &query, operation_name.as_deref(), &mut response);
     respond(response, response_type)
+}
+
+/// Keys in selection order, and nulls where fields errored (see `shape`).
+fn shape_response(
+    endpoint: &Endpoint,
+    query: &str,
+    operation_name: Option<&str>,
+    response: &mut async_graphql::Response,
+) {
+    if response.data == async_graphql::Value::Null {
+        return;
+    }
+    // Parsed again: the request's own parse went with it into execution.
+    let Ok(document) = async_graphql::parser::parse_query(query) else {
+        return;
+    };
+    shape::order(&document, operation_name, &mut response.data);
+    let paths: Vec<_> = response
+        .errors
+        .iter()
+        .filter(|e| !e.path.is_empty())
+        .map(|e| e.path.clone())
+        .collect();
+    if !paths.is_empty() {
+        shape::propagate(
+            &endpoint.types,
+            &document,
+            operation_name,
+            &mut response.data,
+            &paths,
+        );
+    }
 }
 
 /// Whether `request` is an upload: a mutation with a file part. Uploads

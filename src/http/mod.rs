@@ -17,9 +17,11 @@ mod download;
 mod extract;
 mod graphiql;
 mod graphql;
+mod log;
 mod metrics;
 mod multipart;
 mod ops;
+mod shape;
 mod slots;
 
 use std::{future::Future, time::Duration};
@@ -63,7 +65,8 @@ pub fn router(app: AppState) -> Router {
     let mut router = Router::new()
         .merge(graphql::router(app.clone()))
         .merge(routes.with_state(app.clone()))
-        .layer(axum::middleware::from_fn_with_state(app, metrics::track));
+        .layer(axum::middleware::from_fn_with_state(app, metrics::track))
+        .layer(axum::middleware::from_fn(log::log_request));
     if let Some(cors) = cors {
         router = router.layer(cors);
     }

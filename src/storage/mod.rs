@@ -132,9 +132,21 @@ impl Storage {
         };
         match self.store.get_opts(&Path::from(key), options).await {
             Ok(result) => Ok(result.into_stream()),
-            Err(e @ object_store::Error::NotFound { .. }) => Err(AppError::internal(format!(
-                "object of a recorded file is missing: {e}"
-            ))),
+            // A row whose object is not where this server looks: most often
+            // STORAGE_URL changed since the file was stored. Storage as this
+            // server is configured cannot serve it: 503, and a log line that
+            // says what is missing (`storage sweep` lists every such row).
+            Err(e @ object_store::Error::NotFound { .. }) => {
+                tracing::error!(
+                    key,
+                    version = version.unwrap_or("-"),
+                    error = %e,
+                    "the object of a recorded file is missing from storage (was STORAGE_URL changed?)"
+                );
+                Err(AppError::StorageUnavailable(
+                    "the object of a recorded file is missing".into(),
+                ))
+            }
             Err(e) => Err(unavailable(e)),
         }
     }

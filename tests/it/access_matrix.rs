@@ -1,4 +1,4 @@
-//! The role table of PRODUCT.md, checked role by role against own and other
+//! The role table of the README ("Who may do what"), checked role by role against own and other
 //! STTs through every read query.
 
 use std::time::Duration;

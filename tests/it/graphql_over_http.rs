@@ -343,3 +343,61 @@ async fn every_response_is_an_object_of_data_errors_and_extensions_only() {
         }
     }
 }
+
+#[tokio::test]
+async fn response_keys_follow_the_selection_order() {
+    let app = TestApp::sqlite().await;
+    let (_, token) = app.admin().await;
+    let res = app
+        .post("/graphql")
+        .bearer_auth(&token)
+        .header("content-type", "application/json")
+        .body(r#"{"query":"{ stts(type: STATE) { name id } me { subject role status } reportFiles(first: 1) { totalCount } }"}"#)
+        .send()
+        .await
+        .unwrap();
+    let text = res.text().await.unwrap();
+    let at = |key: &str| text.find(key).unwrap_or_else(|| panic!("{key} in {text}"));
+    assert!(
+        at("\"stts\"") < at("\"me\"") && at("\"me\"") < at("\"reportFiles\""),
+        "{text}"
+    );
+    assert!(
+        at("\"subject\"") < at("\"role\"") && at("\"role\"") < at("\"status\""),
+        "{text}"
+    );
+    assert!(at("\"name\"") < at("\"id\""), "{text}");
+}
+
+#[tokio::test]
+async fn a_field_that_errors_is_null_and_a_non_null_one_nulls_its_parent() {
+    let app = TestApp::sqlite().await;
+    let (_, pending) = app.pending("pending").await;
+    // reportFile is nullable: it is null beside `me`.
+    let body = app
+        .gql(
+            Some(&pending),
+            "{ me { subject } reportFile(id: \"x\") { id } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        body["data"],
+        json!({ "me": { "subject": "pending" }, "reportFile": null }),
+        "{body}"
+    );
+    // reportFiles is non-null: its error nulls the whole `data`.
+    let body = app
+        .gql(
+            Some(&pending),
+            "{ me { subject } reportFiles(first: 1) { totalCount } }",
+            json!({}),
+        )
+        .await;
+    assert!(
+        body.get("data").is_some(),
+        "data is there, and null: {body}"
+    );
+    assert_eq!(body["data"], Value::Null, "{body}");
+    assert_eq!(body["errors"][0]["path"], json!(["reportFiles"]));
+}

@@ -7,6 +7,7 @@ mod access_matrix;
 mod auth;
 mod connections;
 mod download;
+mod first_run;
 mod frontend;
 mod graphql_api;
 mod graphql_limits;

@@ -11,6 +11,8 @@ use super::{TestApp, wait_for, wait_until};
 pub struct ServerProcess {
     pub base: String,
     child: Child,
+    /// Where its standard output (the banner and the log) goes.
+    output: std::path::PathBuf,
 }
 
 impl ServerProcess {
@@ -21,6 +23,11 @@ impl ServerProcess {
             .status()
             .unwrap();
         assert!(status.success());
+    }
+
+    /// Everything the process printed so far: the banner, then log lines.
+    pub fn output(&self) -> String {
+        std::fs::read_to_string(&self.output).unwrap_or_default()
     }
 
     /// The server's address, for raw sockets.
@@ -94,6 +101,7 @@ impl TestApp {
             .local_addr()
             .unwrap()
             .port();
+        let output = self.dir.path().join(format!("server-{port}.log"));
         let child = Command::new(env!("CARGO_BIN_EXE_reportfiles"))
             .arg("serve")
             .current_dir(self.dir.path())
@@ -101,12 +109,13 @@ impl TestApp {
             .env("BIND_ADDR", format!("127.0.0.1:{port}"))
             .env("RUST_LOG", "warn")
             .envs(vars.iter().copied())
-            .stdout(Stdio::null())
+            .stdout(Stdio::from(std::fs::File::create(&output).unwrap()))
             .spawn()
             .unwrap();
         let process = ServerProcess {
             base: format!("http://127.0.0.1:{port}"),
             child,
+            output,
         };
         let health = format!("{}/healthz", process.base);
         // A client of its own that keeps no connection open afterwards: some
