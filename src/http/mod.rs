@@ -10,6 +10,7 @@
 //! | `ops` | `/healthz`, `/readyz` |
 //! | `metrics` | `/metrics`, and the layer that counts requests |
 //! | `graphiql` | the GraphiQL page's assets |
+//! | `signin` | `/auth/login`, `/auth/callback`, `/auth/logout`, `/auth/signed-out` (OpenID Connect) |
 
 mod connections;
 mod download;
@@ -19,6 +20,7 @@ mod graphql;
 mod metrics;
 mod multipart;
 mod ops;
+mod signin;
 
 use std::{future::Future, time::Duration};
 
@@ -54,7 +56,8 @@ pub fn router(app: AppState) -> Router {
     let mut routes = Router::new()
         .merge(graphiql::router())
         .merge(ops::router())
-        .merge(download::router());
+        .merge(download::router())
+        .merge(signin::router());
     if metrics_on_api(&app) {
         routes = routes.merge(metrics::router());
     }
