@@ -348,7 +348,11 @@ mod tests {
         assert!(tokens.verify(&tampered).await.is_err());
         let mut forged = token.clone();
         let sig = forged.rfind('.').unwrap() + 1;
-        let other = if &token[sig..sig + 1] == "A" { "B" } else { "A" };
+        let other = if &token[sig..sig + 1] == "A" {
+            "B"
+        } else {
+            "A"
+        };
         forged.replace_range(sig..sig + 1, other);
         assert_eq!(
             tokens.verify(&forged).await.unwrap_err(),

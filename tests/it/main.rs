@@ -11,6 +11,7 @@ mod frontend;
 mod graphql_api;
 mod graphql_over_http;
 mod multipart_bounds;
+mod oidc;
 mod ops;
 mod outages;
 mod storage_faults;

@@ -322,6 +322,12 @@ impl Provider {
 
     /// Signature (by the provider's JWKS, refetched once for a new `kid`),
     /// `iss`, `aud`, `exp`, `iat` and `nonce`, and `at_hash` when present.
+    ///
+    /// Unlike a bearer token's, an ID token's unknown `kid` refetches the
+    /// keys at once, not at most once per 30 s: the token came from the
+    /// provider's token endpoint to this server, so no client can make up
+    /// its `kid`; and a user signing in right after a rotation must not be
+    /// turned away.
     async fn verify_id_token(
         &self,
         id_token: &CoreIdToken,
@@ -359,7 +365,7 @@ impl Provider {
                     openidconnect::SignatureVerificationError::NoMatchingKey,
                 )) if !refetched => {
                     refetched = true;
-                    if !self.keys.refresh_for_unknown_kid().await {
+                    if !self.keys.refresh().await {
                         return Err(SignInError::BadIdToken(
                             "it is signed by a key the provider does not publish".into(),
                         ));

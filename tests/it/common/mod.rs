@@ -5,6 +5,7 @@
 //! [`TestApp`]'s methods in `server.rs`: that file is the one to adapt when
 //! the library's API changes.
 
+mod oidc;
 mod process;
 mod proxy;
 mod requests;
@@ -16,6 +17,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
+pub use oidc::{Browser, OidcProvider, location, set_cookie, set_cookies};
 pub use process::ServerProcess;
 pub use proxy::Proxy;
 pub use requests::{UPLOAD, UPLOAD_MAP, upload_operations};
