@@ -167,18 +167,7 @@ impl TestApp {
         for (k, v) in vars {
             env.insert(k.to_string(), v.to_string());
         }
-        // Production refuses to start without keys from an identity
-        // provider; a production test of something else gets a JWKS URL
-        // where nothing answers.
-        let names_keys = ["JWT_JWKS_URL", "OIDC_ISSUER_URL", "OIDC_PROVIDERS"]
-            .iter()
-            .any(|k| env.contains_key(*k));
-        if env.get("APP_ENV").is_some_and(|e| e == "production") && !names_keys {
-            env.insert(
-                "JWT_JWKS_URL".into(),
-                "https://127.0.0.1:9/jwks.json".into(),
-            );
-        }
+        give_production_keys(&mut env);
         let config = Config::from_lookup(|k| env.get(k).cloned()).expect("test config");
         let state = App::start(config).await.expect("server state");
         // Opened after the server's start, which created and migrated it;
@@ -444,6 +433,20 @@ impl TestApp {
             })
             .await
             .unwrap()
+    }
+}
+
+/// Production refuses to start without keys from an identity provider: a
+/// production test of something else gets a JWKS URL where nothing answers.
+pub(super) fn give_production_keys(env: &mut HashMap<String, String>) {
+    let names_keys = ["JWT_JWKS_URL", "OIDC_ISSUER_URL", "OIDC_PROVIDERS"]
+        .iter()
+        .any(|k| env.contains_key(*k));
+    if env.get("APP_ENV").is_some_and(|e| e == "production") && !names_keys {
+        env.insert(
+            "JWT_JWKS_URL".into(),
+            "https://127.0.0.1:9/jwks.json".into(),
+        );
     }
 }
 
