@@ -106,13 +106,25 @@ ensure_oidc_provider() {
     (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error) || return 1
     touch "$dir/node_modules/.installed"
   fi
-  if curl -s -o /dev/null "$TEST_OIDC_ISSUER/.well-known/openid-configuration"; then
-    return 0
-  fi
   local logdir="${REPORTFILES_OIDC_DIR:-$PWD/target/oidc-provider}"
   mkdir -p "$logdir"
+  # The instance this script started from other sources is stopped (by its
+  # own pid) and started anew; one that answers from these sources is kept.
+  local sum
+  sum=$(cat "$dir/provider.mjs" "$dir/package-lock.json" | sha256sum | cut -d' ' -f1)
+  if curl -s -o /dev/null "$TEST_OIDC_ISSUER/.well-known/openid-configuration"; then
+    if [ "$(cat "$logdir/provider.sum" 2>/dev/null)" = "$sum" ] || ! [ -s "$logdir/provider.pid" ]; then
+      return 0
+    fi
+    kill "$(cat "$logdir/provider.pid")" 2>/dev/null || true
+    for _ in $(seq 1 25); do
+      curl -s -o /dev/null "$TEST_OIDC_ISSUER/.well-known/openid-configuration" || break
+      sleep 0.2
+    done
+  fi
   PORT="$OIDC_PORT" nohup node "$dir/provider.mjs" >"$logdir/provider.log" 2>&1 &
   echo $! >"$logdir/provider.pid"
+  echo "$sum" >"$logdir/provider.sum"
   for _ in $(seq 1 50); do
     curl -s -o /dev/null "$TEST_OIDC_ISSUER/.well-known/openid-configuration" && return 0
     sleep 0.2
