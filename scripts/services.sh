@@ -82,6 +82,144 @@ ensure_seaweedfs() {
   return 1
 }
 
+# ClamAV's clamd (Debian's clamav-daemon), private to the tests: TCP on
+# 127.0.0.1, its own config, database, temporary folder, pid and log under
+# target/clamd/. Two of them:
+#   main     (TEST_CLAMD_ADDR)          StreamMaxLength 1100M, as production
+#            should have it: above MAX_UPLOAD_BYTES (1 GiB by default), so
+#            the server's PAYLOAD_TOO_LARGE acts before clamd's limit (clamd
+#            counts the file's bytes, not INSTREAM's framing);
+#   limited  (TEST_CLAMD_LIMITED_ADDR)  StreamMaxLength 1M, for the test of a
+#            stream over clamd's limit.
+# There is no network for freshclam here, so the signature database is
+# written by this script: EICAR and the TANF-shaped test marker of
+# tests/fixtures/av-test-marker.txt (see tests/fixtures/README.md).
+CLAMD_PORT="${REPORTFILES_CLAMD_PORT:-28110}"
+export TEST_CLAMD_ADDR="tcp://127.0.0.1:$CLAMD_PORT"
+export TEST_CLAMD_LIMITED_ADDR="tcp://127.0.0.1:$((CLAMD_PORT + 1))"
+
+# The EICAR test string, in two halves so that no file of this repository
+# holds it whole (scanners on developer machines would flag the file).
+eicar() { printf '%s%s' 'X5O!P%@AP[4\PZX54(P^)7CC)7}$EICAR-' 'STANDARD-ANTIVIRUS-TEST-FILE!$H+H*'; }
+
+to_hex() { od -An -v -tx1 | tr -d ' \n'; }
+
+clamd_bin() { command -v clamd 2>/dev/null || { [ -x /usr/sbin/clamd ] && echo /usr/sbin/clamd; }; }
+
+ensure_clamd_binary() {
+  if [ -z "$(clamd_bin)" ]; then
+    echo "installing ClamAV's clamd (apt-get install clamav-daemon)" >&2
+    export DEBIAN_FRONTEND=noninteractive
+    if ! apt-cache show clamav-daemon >/dev/null 2>&1; then
+      apt-get update -qq >&2
+    fi
+    apt-get install -y -qq --no-install-recommends clamav-daemon >&2 ||
+      { apt-get update -qq >&2 && apt-get install -y -qq --no-install-recommends clamav-daemon >&2; }
+  fi
+  [ -n "$(clamd_bin)" ] || { echo "clamd is not installed (Debian package clamav-daemon)" >&2; return 1; }
+}
+
+# write_test_signatures DIR: the .ndb database (name:target:offset:hex).
+# EICAR must start the file (offset 0), as the EICAR convention says; the
+# marker may stand anywhere (*), like a record line inside a data file.
+write_test_signatures() {
+  local marker
+  marker=$(head -n1 "$(dirname "${BASH_SOURCE[0]}")/../tests/fixtures/av-test-marker.txt")
+  mkdir -p "$1"
+  {
+    echo "Eicar-Test-Signature:0:0:$(eicar | to_hex)"
+    echo "Reportfiles-Tanf-Test-Marker:0:*:$(printf '%s' "$marker" | to_hex)"
+  } >"$1/reportfiles-test.ndb.new"
+  mv "$1/reportfiles-test.ndb.new" "$1/reportfiles-test.ndb"
+}
+
+# clamd_say PORT: sends stdin to clamd, prints its answer without the NULs.
+clamd_say() {
+  (
+    exec 3<>"/dev/tcp/127.0.0.1/$1" || exit 1
+    cat >&3
+    timeout 5 cat <&3 | tr -d '\0'
+  ) 2>/dev/null
+}
+
+# clamd_scan PORT: scans stdin (one INSTREAM chunk) and prints the answer.
+clamd_scan() {
+  local data n
+  data=$(cat)
+  n=${#data}
+  {
+    printf 'zINSTREAM\0'
+    printf "\\x$(printf %02x $((n >> 24 & 255)))\\x$(printf %02x $((n >> 16 & 255)))"
+    printf "\\x$(printf %02x $((n >> 8 & 255)))\\x$(printf %02x $((n & 255)))"
+    printf '%s' "$data"
+    printf '\0\0\0\0'
+  } | clamd_say "$1"
+}
+
+# start_clamd DIR PORT STREAM_MAX_LENGTH DB_DIR: one clamd, daemonised.
+start_clamd() {
+  local dir port=$2 max=$3 db
+  mkdir -p "$1/tmp"
+  # clamd wants absolute paths.
+  dir=$(cd "$1" && pwd) db=$(cd "$4" && pwd)
+  # MaxFileSize and MaxScanSize default to 100M and 400M: a larger stream
+  # would be answered OK *unscanned*. They are raised to the stream limit,
+  # and AlertExceedsMax reports whatever still exceeds a limit as
+  # Heuristics.Limits.Exceeded.* (which the server treats as a failed scan).
+  cat >"$dir/clamd.conf" <<CONF
+Foreground no
+TCPSocket $port
+TCPAddr 127.0.0.1
+DatabaseDirectory $db
+TemporaryDirectory $dir/tmp
+PidFile $dir/clamd.pid
+LogFile $dir/clamd.log
+LogTime yes
+StreamMaxLength $max
+MaxFileSize $max
+MaxScanSize $max
+AlertExceedsMax yes
+ReadTimeout 300
+SelfCheck 3600
+CONF
+  "$(clamd_bin)" -c "$dir/clamd.conf" >>"$dir/clamd.log" 2>&1 || {
+    echo "clamd did not start; its log:" >&2
+    tail -n 30 "$dir/clamd.log" >&2
+    return 1
+  }
+  for _ in $(seq 1 100); do
+    [ "$(printf 'zPING\0' | clamd_say "$port")" = PONG ] && return 0
+    sleep 0.1
+  done
+  echo "clamd on port $port does not answer PING; its log:" >&2
+  tail -n 30 "$dir/clamd.log" >&2
+  return 1
+}
+
+ensure_clamd() {
+  ensure_clamd_binary || return 1
+  local root="${REPORTFILES_CLAMD_DIR:-$PWD/target/clamd}" marker port
+  marker=$(head -n1 "$(dirname "${BASH_SOURCE[0]}")/../tests/fixtures/av-test-marker.txt")
+  write_test_signatures "$root/db"
+  for spec in "main $CLAMD_PORT 1100M" "limited $((CLAMD_PORT + 1)) 1M"; do
+    set -- $spec
+    if [ "$(printf 'zPING\0' | clamd_say "$2")" != PONG ]; then
+      start_clamd "$root/$1" "$2" "$3" "$root/db" || return 1
+    fi
+  done
+  # A clamd already running (from an earlier run) must know both signatures.
+  for port in "$CLAMD_PORT" $((CLAMD_PORT + 1)); do
+    case "$(eicar | clamd_scan "$port")" in
+      *Eicar-Test-Signature*FOUND) ;;
+      *) echo "clamd on port $port does not detect EICAR; stop it and run again" >&2; return 1 ;;
+    esac
+    case "$(printf 'A\n%s\nB\n' "$marker" | clamd_scan "$port")" in
+      *Reportfiles-Tanf-Test-Marker*FOUND) ;;
+      *) echo "clamd on port $port does not detect the test marker; stop it and run again" >&2; return 1 ;;
+    esac
+  done
+}
+
 # The OpenID Provider of the sign-in tests: oidc-provider (npm, pinned in
 # tests/oidc-provider/package-lock.json) on loopback, with fixed test
 # clients and users (tests/oidc-provider/provider.mjs says which). Starts

@@ -21,6 +21,7 @@ use crate::{
     db,
     error::{AppError, AppResult},
     metrics::Metrics,
+    scan::Scanner,
     storage::{Storage, StorageConfigError},
 };
 
@@ -38,6 +39,8 @@ pub struct App {
     pub gate: Gate,
     /// Where the download route records its events.
     pub audit_log: AuditLog,
+    /// clamd, when every upload must be scanned (`AV_SCAN`).
+    pub scanner: Option<Scanner>,
     /// Tells long transfers when the grace period after SIGTERM is over.
     pub shutdown: Shutdown,
     db: DatabaseConnection,
@@ -95,6 +98,17 @@ pub enum StartError {
     Storage(#[from] StorageConfigError),
 }
 
+/// Migrates and seeds on a connection of its own, without the statement
+/// timeout that bounds the serving pool: a migration may take longer.
+async fn prepare_database(config: &Config) -> Result<(), StartError> {
+    let db = db::connect(&config.database, Default::default(), None).await?;
+    let prepared = db::prepare(&db).await.map_err(StartError::Prepare);
+    if let Err(e) = db.close().await {
+        tracing::warn!(error = %e, "closing the migration connection");
+    }
+    prepared
+}
+
 impl App {
     /// Reads keys, connects, migrates and seeds: everything `serve` needs
     /// before it listens.
@@ -105,10 +119,20 @@ impl App {
         // that died mid-upload: nothing else would ever remove them.
         storage.remove_stale_staging_files().await;
         let metrics = Metrics::new();
-        let db = db::connect(&config.database, metrics.sql_statements()).await?;
-        db::prepare(&db).await.map_err(StartError::Prepare)?;
-        let gate = Gate::new(db.clone(), config.sessions.auth_cache_ttl);
+        prepare_database(&config).await?;
+        let db = db::connect(
+            &config.database,
+            metrics.sql_statements(),
+            config.database.statement_timeout,
+        )
+        .await?;
+        let gate = Gate::new(
+            db.clone(),
+            config.sessions.auth_cache_ttl,
+            config.graphql.max_statements,
+        );
         let audit_log = AuditLog::start(db.clone());
+        let scanner = Scanner::from_config(&config.scan);
         Ok(AppState(Arc::new(App {
             config,
             storage,
@@ -118,6 +142,7 @@ impl App {
             metrics,
             gate,
             audit_log,
+            scanner,
             shutdown: Shutdown::default(),
             db,
         })))

@@ -22,6 +22,20 @@ pub enum AppError {
     BadInput(String),
     #[error("payload too large: the limit is {limit} bytes")]
     PayloadTooLarge { limit: u64 },
+    /// The caller has as many requests running as they may; the client can
+    /// retry once one has finished.
+    #[error(
+        "you have {limit} GraphQL requests running, the most one caller may have at once: \
+         retry when one has finished"
+    )]
+    TooManyRequests { limit: usize },
+    /// ClamAV found `signature` in an upload; nothing of it was kept.
+    #[error("virus detected: {signature}; the file was not stored")]
+    VirusDetected { signature: String },
+    /// The virus scanner could not give a verdict (unreachable, timed out,
+    /// or refused the stream): the upload fails closed.
+    #[error("the virus scanner is unavailable; the file was not stored")]
+    ScannerUnavailable(#[source] Box<dyn std::error::Error + Send + Sync>),
     #[error("storage is unavailable")]
     StorageUnavailable(#[source] Box<dyn std::error::Error + Send + Sync>),
     #[error("the database is unavailable")]
@@ -48,6 +62,11 @@ impl AppError {
             AppError::NotFound => AppError::NotFound,
             AppError::BadInput(m) => AppError::BadInput(m.clone()),
             AppError::PayloadTooLarge { limit } => AppError::PayloadTooLarge { limit: *limit },
+            AppError::TooManyRequests { limit } => AppError::TooManyRequests { limit: *limit },
+            AppError::VirusDetected { signature } => AppError::VirusDetected {
+                signature: signature.clone(),
+            },
+            AppError::ScannerUnavailable(_) => AppError::ScannerUnavailable(Box::new(e)),
             AppError::StorageUnavailable(_) => AppError::StorageUnavailable(Box::new(e)),
             AppError::DatabaseUnavailable(_) => AppError::DatabaseUnavailable(Box::new(e)),
             AppError::Internal(_) => AppError::Internal(Box::new(e)),
@@ -59,8 +78,12 @@ impl AppError {
             AppError::Unauthenticated => "UNAUTHENTICATED",
             AppError::Forbidden => "FORBIDDEN",
             AppError::NotFound => "NOT_FOUND",
-            AppError::BadInput(_) => "BAD_USER_INPUT",
+            // The contract has no code of its own for it: it is the
+            // client's to fix, by sending fewer requests at once.
+            AppError::BadInput(_) | AppError::TooManyRequests { .. } => "BAD_USER_INPUT",
             AppError::PayloadTooLarge { .. } => "PAYLOAD_TOO_LARGE",
+            AppError::VirusDetected { .. } => "VIRUS_DETECTED",
+            AppError::ScannerUnavailable(_) => "SCANNER_UNAVAILABLE",
             AppError::StorageUnavailable(_) => "STORAGE_UNAVAILABLE",
             AppError::DatabaseUnavailable(_) => "DATABASE_UNAVAILABLE",
             AppError::Internal(_) => "INTERNAL",
@@ -74,9 +97,14 @@ impl AppError {
             AppError::NotFound => StatusCode::NOT_FOUND,
             AppError::BadInput(_) => StatusCode::BAD_REQUEST,
             AppError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-            AppError::StorageUnavailable(_) | AppError::DatabaseUnavailable(_) => {
-                StatusCode::SERVICE_UNAVAILABLE
-            }
+            AppError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
+            // The request was well-formed and understood; its content is
+            // what is refused, and sending it again will not help (400 is
+            // for malformed input, BAD_USER_INPUT).
+            AppError::VirusDetected { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            AppError::ScannerUnavailable(_)
+            | AppError::StorageUnavailable(_)
+            | AppError::DatabaseUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -85,6 +113,12 @@ impl AppError {
     /// leaves the server.
     pub fn log(&self) {
         match self {
+            AppError::VirusDetected { signature } => {
+                tracing::warn!(signature = %signature, "upload refused: virus detected")
+            }
+            AppError::ScannerUnavailable(e) => {
+                tracing::error!(error = %e, "virus scanner unavailable")
+            }
             AppError::StorageUnavailable(e) => tracing::error!(error = %e, "storage unavailable"),
             AppError::DatabaseUnavailable(e) => tracing::error!(error = %e, "database unavailable"),
             AppError::Internal(e) => tracing::error!(error = %e, "internal error"),
@@ -148,10 +182,18 @@ impl IntoResponse for AppError {
     fn into_response(self) -> Response {
         self.log();
         let mut response = (self.status(), Json(self.body())).into_response();
-        if matches!(self, AppError::Unauthenticated) {
-            response
-                .headers_mut()
-                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        match self {
+            AppError::Unauthenticated => {
+                response
+                    .headers_mut()
+                    .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            }
+            AppError::TooManyRequests { .. } => {
+                response
+                    .headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            }
+            _ => {}
         }
         response
     }
@@ -217,6 +259,23 @@ mod tests {
                 413,
             ),
             (
+                AppError::TooManyRequests { limit: 4 },
+                "BAD_USER_INPUT",
+                429,
+            ),
+            (
+                AppError::VirusDetected {
+                    signature: "Eicar-Test-Signature".into(),
+                },
+                "VIRUS_DETECTED",
+                422,
+            ),
+            (
+                AppError::ScannerUnavailable("x".into()),
+                "SCANNER_UNAVAILABLE",
+                503,
+            ),
+            (
                 AppError::StorageUnavailable("x".into()),
                 "STORAGE_UNAVAILABLE",
                 503,
@@ -232,5 +291,17 @@ mod tests {
             assert_eq!(e.code(), code);
             assert_eq!(e.status().as_u16(), status);
         }
+    }
+
+    #[test]
+    fn a_virus_is_named_and_a_scanner_failure_is_not_explained() {
+        let gql: async_graphql::Error = GqlError::from(AppError::VirusDetected {
+            signature: "Eicar-Test-Signature.UNOFFICIAL".into(),
+        })
+        .into();
+        assert!(gql.message.contains("Eicar-Test-Signature.UNOFFICIAL"));
+        let down = AppError::ScannerUnavailable("connect to clamd.internal:3310: refused".into());
+        assert!(!down.to_string().contains("clamd.internal"));
+        assert_eq!(down.body()["error"]["code"], "SCANNER_UNAVAILABLE");
     }
 }

@@ -11,6 +11,7 @@
 //! | `access` | the role table and the capabilities that hold the data |
 //! | `auth` | keys, JWT verification, where a request's token is |
 //! | `upload` | checking a file and streaming it into storage |
+//! | `scan` | the ClamAV (clamd) client that scans uploads |
 //! | `storage` | the object_store facade, and the sweep that reconciles it with the table |
 //! | `db` | connecting, migrations, reference data |
 //! | `metrics` | the Prometheus registry |
@@ -25,6 +26,7 @@ pub mod error;
 pub mod graphql;
 pub mod http;
 pub mod metrics;
+pub mod scan;
 pub mod server;
 pub mod storage;
 pub mod upload;

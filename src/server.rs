@@ -56,6 +56,10 @@ pub async fn run(mut config: Config) -> Result<(), ServeError> {
     if graphiql {
         println!("GraphiQL: http://{addr}/graphql");
     }
+    if let Some(warning) = crate::config::banner_warning(&app.config.scan) {
+        println!("{warning}");
+        tracing::warn!("{warning}");
+    }
     if dev {
         println!(
             "Development token: cargo run -- token --sub dev-admin\n\

@@ -2,17 +2,20 @@
 //! while its size and SHA-256 are computed. Nothing touches local disk and
 //! at most a few parts are held in memory.
 
-use std::time::Duration;
+use std::{net::IpAddr, time::Duration};
 
 use bytes::Bytes;
+use chrono::Utc;
+use entity::ScanResult;
 use futures_util::{Stream, StreamExt, stream};
 use sha2::{Digest, Sha256};
 
 use crate::{
-    access::{NewReportFile, UploadGrant},
+    access::{NewReportFile, NewScanEvent, UploadGrant},
     app::Shutdown,
     config::UploadConfig,
     error::{AppError, AppResult},
+    scan::{ScanError, ScanSession, Scanner, Verdict},
     storage::{OBJECT_PREFIX, ObjectWriter, Storage},
 };
 
@@ -30,12 +33,17 @@ pub struct Receiver<'a> {
     pub policy: &'a UploadConfig,
     /// Ends the upload when the grace period after SIGTERM is over.
     pub shutdown: &'a Shutdown,
+    /// Scans every upload while it streams, when scanning is required.
+    pub scanner: Option<&'a Scanner>,
+    /// The client's address, for the scan record.
+    pub client: IpAddr,
 }
 
 impl Receiver<'_> {
-    /// Checks the name, streams the bytes into an object of their own, then
-    /// records the next version of the slot. Whatever fails, no row and no
-    /// object are left.
+    /// Checks the name, streams the bytes into an object of their own (and,
+    /// side by side, into the virus scanner), then records the next version
+    /// of the slot once the scan is clean. Whatever fails, no row and no
+    /// object are left; every scan leaves a scan record.
     pub async fn receive<S, E>(
         &self,
         grant: &UploadGrant,
@@ -50,14 +58,61 @@ impl Receiver<'_> {
         let filename = clean_filename(filename)?;
         let extension = allowed_extension(&filename, &self.policy.allowed_extensions)?;
         let id = uuid::Uuid::new_v4();
-        let stored = store(
-            self.storage,
-            self.policy,
-            self.shutdown,
-            format!("{OBJECT_PREFIX}{id}"),
-            body,
-        )
-        .await?;
+        let mut record = ScanRecord::new(self, target, id, &filename);
+        // Fail closed, and before a byte is read: no scanner, no upload.
+        let mut scan = match self.scanner {
+            Some(scanner) => match scanner.start().await {
+                Ok(session) => Some(session),
+                Err(e) => return Err(record.failed(grant, None, e).await),
+            },
+            None => None,
+        };
+        // What the scanner got, should the upload stop before its verdict.
+        let progress = |scan: &Option<ScanSession>| {
+            scan.as_ref()
+                .map(|s| (s.bytes_sent(), s.engine_version().to_string()))
+        };
+        // The key is random and unrelated to the file's id: nothing a client
+        // sees (the id is in every download URL) leads to the object.
+        let key = format!("{OBJECT_PREFIX}{}", uuid::Uuid::new_v4());
+        let staged = match stage(self, key, body, scan.as_mut()).await {
+            Ok(staged) => staged,
+            Err(Refused::Scan(e)) => {
+                let progress = progress(&scan);
+                return Err(record.failed(grant, progress, e).await);
+            }
+            Err(Refused::Other(e)) => {
+                if let Some(progress) = progress(&scan) {
+                    record.refused(grant, progress, &e).await;
+                }
+                return Err(e);
+            }
+        };
+        record.size_bytes = staged.size;
+        record.sha256 = Some(staged.sha256.clone());
+        if let Some(session) = scan {
+            let engine = session.engine_version().to_string();
+            let verdict = session.finish().await;
+            record.engine_version = Some(engine);
+            match verdict {
+                Ok(Verdict::Clean) => {
+                    if let Err(e) = record.clean(grant).await {
+                        // No record of a clean scan, no version.
+                        staged.writer.abort().await;
+                        return Err(e);
+                    }
+                }
+                Ok(Verdict::Infected { signature }) => {
+                    staged.writer.abort().await;
+                    return Err(record.infected(grant, signature).await);
+                }
+                Err(e) => {
+                    staged.writer.abort().await;
+                    return Err(record.failed(grant, None, e).await);
+                }
+            }
+        }
+        let stored = staged.finish(self.shutdown).await?;
         let new = NewReportFile {
             id,
             fiscal_year: target.fiscal_year,
@@ -83,6 +138,113 @@ impl Receiver<'_> {
                 Err(e)
             }
         }
+    }
+}
+
+/// The scan record of one upload, filled in as the upload goes.
+struct ScanRecord {
+    event: NewScanEvent,
+    size_bytes: u64,
+    sha256: Option<String>,
+    engine_version: Option<String>,
+}
+
+impl ScanRecord {
+    fn new(receiver: &Receiver<'_>, target: Target, id: uuid::Uuid, filename: &str) -> Self {
+        ScanRecord {
+            event: NewScanEvent {
+                fiscal_year: Some(target.fiscal_year),
+                quarter: Some(target.quarter),
+                section: Some(target.section),
+                report_file_id: Some(id),
+                original_filename: filename.to_string(),
+                size_bytes: 0,
+                sha256: None,
+                result: ScanResult::Failed,
+                signature: None,
+                engine_version: receiver
+                    .scanner
+                    .and_then(Scanner::cached_version)
+                    .map(|v| v.to_string()),
+                detail: None,
+                started_at: Utc::now(),
+                finished_at: Utc::now(),
+                client_addr: Some(receiver.client.to_string()),
+            },
+            size_bytes: 0,
+            sha256: None,
+            engine_version: None,
+        }
+    }
+
+    async fn write(
+        &mut self,
+        grant: &UploadGrant,
+        result: ScanResult,
+        signature: Option<String>,
+        detail: Option<String>,
+    ) -> AppResult<i64> {
+        let mut event = self.event.clone();
+        event.result = result;
+        event.signature = signature;
+        event.detail = detail;
+        event.size_bytes = self.size_bytes;
+        event.sha256 = self.sha256.clone();
+        if let Some(engine) = &self.engine_version {
+            event.engine_version = Some(engine.clone());
+        }
+        event.finished_at = Utc::now();
+        if result != ScanResult::Clean {
+            event.report_file_id = None;
+        }
+        grant.record_scan(event).await
+    }
+
+    async fn clean(&mut self, grant: &UploadGrant) -> AppResult<()> {
+        self.write(grant, ScanResult::Clean, None, None)
+            .await
+            .map(drop)
+    }
+
+    /// Records the find; the error for the client names the signature.
+    async fn infected(&mut self, grant: &UploadGrant, signature: String) -> AppError {
+        // The refusal stands even if the record could not be written (its
+        // fields are then in the error log).
+        let _ = self
+            .write(grant, ScanResult::Infected, Some(signature.clone()), None)
+            .await;
+        AppError::VirusDetected { signature }
+    }
+
+    /// The scanner failed: recorded, and the upload fails closed.
+    /// `progress`: the bytes the scanner got and its engine version.
+    async fn failed(
+        &mut self,
+        grant: &UploadGrant,
+        progress: Option<(u64, String)>,
+        e: ScanError,
+    ) -> AppError {
+        if let Some((scanned, engine)) = progress {
+            self.size_bytes = scanned;
+            self.engine_version = Some(engine);
+        }
+        let signature = e.signature().map(str::to_string);
+        let _ = self
+            .write(grant, ScanResult::Failed, signature, Some(e.summary()))
+            .await;
+        e.into()
+    }
+
+    /// The upload was refused for another reason while the scan ran: the
+    /// scan is recorded as failed, with the reason.
+    async fn refused(&mut self, grant: &UploadGrant, progress: (u64, String), e: &AppError) {
+        let (scanned, engine) = progress;
+        self.size_bytes = scanned;
+        self.engine_version = Some(engine);
+        let detail = format!("the upload was refused: {e}");
+        let _ = self
+            .write(grant, ScanResult::Failed, None, Some(detail))
+            .await;
     }
 }
 
@@ -245,10 +407,85 @@ fn shutting_down() -> AppError {
     AppError::StorageUnavailable("the server is shutting down".into())
 }
 
-/// Streams `body` into a new object at `key`. On any failure (too large,
-/// empty, binary, stalled, client gone, storage gone, shutdown) the
-/// multipart upload is aborted, so no object is left behind; the same
-/// happens, in the background, if this future is dropped before it ends.
+/// Why staging an upload stopped.
+enum Refused {
+    /// The scanner failed (its own record says so).
+    Scan(ScanError),
+    Other(AppError),
+}
+
+impl From<AppError> for Refused {
+    fn from(e: AppError) -> Self {
+        Refused::Other(e)
+    }
+}
+
+/// An upload whose bytes are all in storage, as parts of a multipart upload
+/// not yet completed: nothing is visible until `finish`, and dropping it
+/// aborts the upload.
+struct Staged {
+    writer: ObjectWriter,
+    key: String,
+    size: u64,
+    sha256: String,
+}
+
+impl Staged {
+    /// Completes the multipart upload: the object exists from here on.
+    async fn finish(self, shutdown: &Shutdown) -> AppResult<StoredObject> {
+        // Dropped by the select, the writer aborts in the background.
+        let put = tokio::select! {
+            put = self.writer.finish() => put?,
+            () = shutdown.grace_over() => return Err(shutting_down()),
+        };
+        Ok(StoredObject {
+            key: self.key,
+            size: self.size,
+            sha256: self.sha256,
+            e_tag: put.e_tag,
+            version: put.version,
+        })
+    }
+}
+
+/// Streams `body` into a multipart upload at `key` (and into `scan`, side
+/// by side). On any failure (too large, empty, binary, stalled, client gone,
+/// storage or scanner gone, shutdown) the multipart upload is aborted, so no
+/// object is left behind; the same happens, in the background, if this
+/// future is dropped before it ends.
+async fn stage<S, E>(
+    receiver: &Receiver<'_>,
+    key: String,
+    body: S,
+    scan: Option<&mut ScanSession>,
+) -> Result<Staged, Refused>
+where
+    S: Stream<Item = Result<Bytes, E>> + Unpin,
+    E: Into<AppError>,
+{
+    let policy = receiver.policy;
+    let body = std::pin::pin!(idle_limited(body, policy.idle_timeout));
+    let mut writer = receiver.storage.writer(&key).await?;
+    let copied = tokio::select! {
+        copied = copy(&mut writer, policy, body, scan) => copied,
+        () = receiver.shutdown.grace_over() => Err(Refused::Other(shutting_down())),
+    };
+    match copied {
+        Ok((size, sha256)) => Ok(Staged {
+            writer,
+            key,
+            size,
+            sha256,
+        }),
+        Err(e) => {
+            writer.abort().await;
+            Err(e)
+        }
+    }
+}
+
+/// Streams `body` into a new object at `key`, with no scan: `stage`, then
+/// complete the upload.
 pub async fn store<S, E>(
     storage: &Storage,
     policy: &UploadConfig,
@@ -260,38 +497,26 @@ where
     S: Stream<Item = Result<Bytes, E>> + Unpin,
     E: Into<AppError>,
 {
-    let body = std::pin::pin!(idle_limited(body, policy.idle_timeout));
-    let mut writer = storage.writer(&key).await?;
-    let copied = tokio::select! {
-        copied = copy(&mut writer, policy, body) => copied,
-        () = shutdown.grace_over() => Err(shutting_down()),
+    let receiver = Receiver {
+        storage,
+        policy,
+        shutdown,
+        scanner: None,
+        client: IpAddr::from([127, 0, 0, 1]),
     };
-    let (size, sha256) = match copied {
-        Ok(copied) => copied,
-        Err(e) => {
-            writer.abort().await;
-            return Err(e);
-        }
-    };
-    // Dropped by the select, the writer aborts in the background.
-    let put = tokio::select! {
-        put = writer.finish() => put?,
-        () = shutdown.grace_over() => return Err(shutting_down()),
-    };
-    Ok(StoredObject {
-        key,
-        size,
-        sha256,
-        e_tag: put.e_tag,
-        version: put.version,
-    })
+    match stage(&receiver, key, body, None).await {
+        Ok(staged) => staged.finish(shutdown).await,
+        Err(Refused::Scan(e)) => Err(e.into()),
+        Err(Refused::Other(e)) => Err(e),
+    }
 }
 
 async fn copy<S>(
     writer: &mut ObjectWriter,
     policy: &UploadConfig,
     mut body: S,
-) -> AppResult<(u64, String)>
+    mut scan: Option<&mut ScanSession>,
+) -> Result<(u64, String), Refused>
 where
     S: Stream<Item = AppResult<Bytes>> + Unpin,
 {
@@ -308,13 +533,25 @@ where
         if size > policy.max_bytes {
             return Err(AppError::PayloadTooLarge {
                 limit: policy.max_bytes,
-            });
+            }
+            .into());
         }
         hasher.update(&chunk);
-        writer.write(chunk).await?;
+        // Storage and the scanner take the chunk side by side; each waits
+        // while it is busy, so a slow one slows the upload and nothing piles
+        // up in memory.
+        let scanned = async {
+            match scan.as_deref_mut() {
+                Some(session) => session.feed(&chunk).await,
+                None => Ok(()),
+            }
+        };
+        let (stored, scanned) = tokio::join!(writer.write(chunk.clone()), scanned);
+        scanned.map_err(Refused::Scan)?;
+        stored?;
     }
     if size == 0 {
-        return Err(AppError::bad_input("the file is empty"));
+        return Err(AppError::bad_input("the file is empty").into());
     }
     sniffer.finish()?;
     Ok((size, hex::encode(hasher.finalize())))

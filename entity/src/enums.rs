@@ -75,3 +75,13 @@ string_enum!(
         Failed = "FAILED",
     }
 );
+
+string_enum!(
+    /// What ClamAV said of an upload: no verdict (unreachable, timed out,
+    /// refused the stream) is `FAILED`.
+    ScanResult {
+        Clean = "CLEAN",
+        Infected = "INFECTED",
+        Failed = "FAILED",
+    }
+);

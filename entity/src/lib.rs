@@ -7,6 +7,7 @@ pub mod download_event;
 pub mod enums;
 pub mod region;
 pub mod report_file;
+pub mod scan_event;
 pub mod stt;
 pub mod user;
 pub mod user_region;

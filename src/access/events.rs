@@ -200,7 +200,7 @@ impl Audit {
         }
         Ok(q.order_by_desc(download_event::Column::Id)
             .limit(first.min(MAX_PAGE) + 1)
-            .all(&self.db)
+            .all(self.db.spend(1)?)
             .await?)
     }
 }

@@ -182,7 +182,7 @@ impl Files {
         Ok(report_file::Entity::find()
             .filter(report_file::Column::Id.eq(id))
             .filter(self.file_condition())
-            .one(&self.db.conn)
+            .one(self.db.spend(1)?)
             .await?)
     }
 
@@ -190,14 +190,14 @@ impl Files {
     /// by id alone (cache, then database), and the reach checked in memory,
     /// so what is out of reach and what does not exist cost the same.
     pub async fn find_cached(&self, id: Uuid) -> AppResult<Option<report_file::Model>> {
-        let found = match self.db.files.0.get(&id) {
+        let found = match self.cache.0.get(&id) {
             Some(entry) => entry,
             None => {
                 let found = report_file::Entity::find()
                     .filter(report_file::Column::Id.eq(id))
-                    .one(&self.db.conn)
+                    .one(self.db.spend(1)?)
                     .await?;
-                self.db.files.0.insert(id, found.clone());
+                self.cache.0.insert(id, found.clone());
                 found
             }
         };
@@ -257,7 +257,7 @@ impl Files {
             let mut items = q
                 .order_by_asc(report_file::Column::Seq)
                 .limit(last + 1)
-                .all(&self.db.conn)
+                .all(self.db.spend(1)?)
                 .await?;
             let has_previous_page = items.len() as u64 > last;
             items.truncate(last as usize);
@@ -272,7 +272,7 @@ impl Files {
             let mut items = q
                 .order_by_desc(report_file::Column::Seq)
                 .limit(first + 1)
-                .all(&self.db.conn)
+                .all(self.db.spend(1)?)
                 .await?;
             let has_next_page = items.len() as u64 > first;
             items.truncate(first as usize);
@@ -286,17 +286,28 @@ impl Files {
 
     /// How many files in reach match `filter`.
     pub async fn count(&self, filter: &Filter) -> AppResult<u64> {
-        Ok(self.filtered(filter).count(&self.db.conn).await?)
+        Ok(self.filtered(filter).count(self.db.spend(1)?).await?)
     }
 
-    /// Every version in reach of `file`'s slot, newest first.
-    pub async fn versions(&self, file: &report_file::Model) -> AppResult<Vec<report_file::Model>> {
-        Ok(report_file::Entity::find()
+    /// Every version in reach of each slot, newest first, in one statement.
+    pub async fn versions_of(
+        &self,
+        slots: &[Slot],
+    ) -> AppResult<HashMap<Slot, Vec<report_file::Model>>> {
+        if slots.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let rows = report_file::Entity::find()
             .filter(self.file_condition())
-            .filter(Slot::of(file).condition())
+            .filter(any_slot(slots))
             .order_by_desc(report_file::Column::Version)
-            .all(&self.db.conn)
-            .await?)
+            .all(self.db.spend(1)?)
+            .await?;
+        let mut versions: HashMap<Slot, Vec<report_file::Model>> = HashMap::new();
+        for file in rows {
+            versions.entry(Slot::of(&file)).or_default().push(file);
+        }
+        Ok(versions)
     }
 
     /// The highest version of each slot, in one statement. Slots come from
@@ -305,9 +316,6 @@ impl Files {
         if slots.is_empty() {
             return Ok(HashMap::new());
         }
-        let any = slots
-            .iter()
-            .fold(Condition::any(), |c, s| c.add(s.condition()));
         let rows: Vec<(i32, i32, Quarter, Section, i32)> = report_file::Entity::find()
             .select_only()
             .column(report_file::Column::SttId)
@@ -316,13 +324,13 @@ impl Files {
             .column(report_file::Column::Section)
             .expr(Func::max(Expr::col(report_file::Column::Version)))
             .filter(self.file_condition())
-            .filter(any)
+            .filter(any_slot(slots))
             .group_by(report_file::Column::SttId)
             .group_by(report_file::Column::FiscalYear)
             .group_by(report_file::Column::Quarter)
             .group_by(report_file::Column::Section)
             .into_tuple()
-            .all(&self.db.conn)
+            .all(self.db.spend(1)?)
             .await?;
         Ok(rows
             .into_iter()
@@ -337,4 +345,11 @@ impl Files {
             })
             .collect())
     }
+}
+
+/// Files of any of these slots.
+fn any_slot(slots: &[Slot]) -> Condition {
+    slots
+        .iter()
+        .fold(Condition::any(), |c, s| c.add(s.condition()))
 }

@@ -8,12 +8,12 @@
 //! access applies at once on the instance that made it and within the TTL
 //! on the others. TTL 0 turns the cache off.
 
-use std::{sync::Arc, time::Duration};
+use std::{num::NonZeroUsize, sync::Arc, time::Duration};
 
 use entity::user;
 use sea_orm::DatabaseConnection;
 
-use super::{Access, Caller, Db, FileCache, Principal, users};
+use super::{Access, Budget, Caller, Db, FileCache, Principal, users};
 use crate::{
     auth::Claims,
     error::{AppError, AppResult},
@@ -26,10 +26,16 @@ const MAX_PRINCIPALS: u64 = 10_000;
 pub struct Gate {
     db: Db,
     principals: Option<moka::future::Cache<String, Arc<Principal>>>,
+    /// The SQL statements each request may run (`GRAPHQL_MAX_STATEMENTS`).
+    max_statements: NonZeroUsize,
 }
 
 impl Gate {
-    pub(crate) fn new(conn: DatabaseConnection, ttl: Duration) -> Self {
+    pub(crate) fn new(
+        conn: DatabaseConnection,
+        ttl: Duration,
+        max_statements: NonZeroUsize,
+    ) -> Self {
         let principals = (!ttl.is_zero()).then(|| {
             moka::future::Cache::builder()
                 .max_capacity(MAX_PRINCIPALS)
@@ -42,13 +48,16 @@ impl Gate {
                 files: FileCache::new(),
             },
             principals,
+            max_statements,
         }
     }
 
-    /// `Access` for a verified token (`Anonymous` without one).
+    /// `Access` for a verified token (`Anonymous` without one), with a
+    /// statement budget of its own: one `Access` serves one request.
     pub async fn access(&self, claims: Option<&Claims>) -> AppResult<Access> {
+        let budget = Budget::new(self.max_statements);
         let Some(claims) = claims else {
-            return Ok(Access::new(Caller::Anonymous, self.db.clone()));
+            return Ok(Access::new(Caller::Anonymous, self.db.clone(), budget));
         };
         let principal = match &self.principals {
             None => Arc::new(users::principal_for_claims(&self.db.conn, claims).await?),
@@ -61,7 +70,11 @@ impl Gate {
                 .await
                 .map_err(AppError::shared)?,
         };
-        Ok(Access::new(Caller::User(principal), self.db.clone()))
+        Ok(Access::new(
+            Caller::User(principal),
+            self.db.clone(),
+            budget,
+        ))
     }
 
     /// Signs `claims`' subject in: their user (created `PENDING` if new),

@@ -10,16 +10,30 @@
 //! read its connection, so a resolver, loader or handler has no way to the
 //! database except through one: a query that forgets the rules does not
 //! compile.
+//!
+//! The connection is also where a request's statement budget is kept: every
+//! capability an `Access` hands out (and every clone of one, in DataLoaders)
+//! draws on the same `Budget`, and a capability gets its connection only by
+//! paying for the statements it is about to run (`Conn::spend`). Once the
+//! budget is spent, every later query of that request fails before it
+//! reaches the database.
 
 mod events;
 mod files;
 mod gate;
 mod objects;
 mod reference;
+mod scans;
 mod uploads;
 mod users;
 
-use std::sync::Arc;
+use std::{
+    num::NonZeroUsize,
+    sync::{
+        Arc,
+        atomic::{AtomicUsize, Ordering},
+    },
+};
 
 use entity::{Role, UserStatus, user};
 use sea_orm::DatabaseConnection;
@@ -27,6 +41,7 @@ use sea_orm::DatabaseConnection;
 pub use events::{AuditLog, NewDownloadEvent};
 pub use files::{DEFAULT_PAGE, FileCache, Filter, MAX_PAGE, Page, PageRequest, Slot};
 pub use gate::Gate;
+pub use scans::{NewScanEvent, ScanFilter};
 pub use uploads::NewReportFile;
 pub use users::{AccessChange, Operator};
 
@@ -52,6 +67,7 @@ pub enum Caller {
 pub struct Access {
     caller: Caller,
     db: Db,
+    budget: Budget,
 }
 
 impl std::fmt::Debug for Access {
@@ -67,6 +83,67 @@ struct Db {
     files: FileCache,
 }
 
+/// The SQL statements one request may still run, shared by every
+/// capability of its `Access`.
+#[derive(Clone)]
+struct Budget(Arc<Spent>);
+
+struct Spent {
+    /// `None`: the console, which runs what the operator asks.
+    limit: Option<NonZeroUsize>,
+    statements: AtomicUsize,
+}
+
+impl Budget {
+    fn new(limit: NonZeroUsize) -> Self {
+        Budget(Arc::new(Spent {
+            limit: Some(limit),
+            statements: AtomicUsize::new(0),
+        }))
+    }
+
+    fn unlimited() -> Self {
+        Budget(Arc::new(Spent {
+            limit: None,
+            statements: AtomicUsize::new(0),
+        }))
+    }
+
+    /// Takes `statements` from the budget, or refuses when they do not fit.
+    /// A refusal still counts them, so every later request for more is
+    /// refused too: the request runs no further SQL.
+    fn spend(&self, statements: usize) -> AppResult<()> {
+        let before = self.0.statements.fetch_add(statements, Ordering::Relaxed);
+        match self.0.limit {
+            Some(limit) if before.saturating_add(statements) > limit.get() => {
+                Err(AppError::bad_input(format!(
+                    "this request needs more than {limit} database statements, the most one \
+                     request may run: ask for fewer root fields or aliases, or split it into \
+                     several requests"
+                )))
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+/// The connection as a capability holds it: usable only by paying for the
+/// statements about to run.
+#[derive(Clone)]
+struct Conn {
+    conn: DatabaseConnection,
+    budget: Budget,
+}
+
+impl Conn {
+    /// The connection, once `statements` are paid for from the request's
+    /// budget.
+    fn spend(&self, statements: usize) -> AppResult<&DatabaseConnection> {
+        self.budget.spend(statements)?;
+        Ok(&self.conn)
+    }
+}
+
 /// Which STTs' data a capability reaches.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Reach {
@@ -80,20 +157,21 @@ enum Reach {
 /// public reference data, named by files and users they can see).
 #[derive(Clone)]
 pub struct Reference {
-    db: DatabaseConnection,
+    db: Conn,
 }
 
 /// Reads report files (and the STTs they belong to) within a reach.
 #[derive(Clone)]
 pub struct Files {
-    db: Db,
+    db: Conn,
+    cache: FileCache,
     reach: Reach,
 }
 
 /// Stores new versions for one STT, as one uploader.
 #[derive(Clone)]
 pub struct UploadGrant {
-    db: DatabaseConnection,
+    db: Conn,
     stt_id: i32,
     uploader_id: i64,
 }
@@ -101,28 +179,51 @@ pub struct UploadGrant {
 /// Reads users by id: the uploaders of files and the users in the audit.
 #[derive(Clone)]
 pub struct People {
-    db: DatabaseConnection,
+    db: Conn,
 }
 
-/// Lists users and reads the download audit (OFA and system admins).
+/// Lists users and reads the download and virus-scan audits (OFA and
+/// system admins).
 #[derive(Clone)]
 pub struct Audit {
-    db: DatabaseConnection,
+    db: Conn,
 }
 
 /// Approves users and sets their roles (system admins).
 #[derive(Clone)]
 pub struct UserAdmin {
-    db: DatabaseConnection,
+    db: Conn,
 }
 
 impl Access {
-    fn new(caller: Caller, db: Db) -> Self {
-        Access { caller, db }
+    fn new(caller: Caller, db: Db, budget: Budget) -> Self {
+        Access { caller, db, budget }
     }
 
     pub fn caller(&self) -> &Caller {
         &self.caller
+    }
+
+    /// Whether the caller is an approved OFA or system admin: they see
+    /// everything about every user.
+    pub fn is_admin(&self) -> bool {
+        matches!(self.active(), Ok((_, Role::OfaAdmin | Role::SystemAdmin)))
+    }
+
+    /// The connection for a capability, drawing on this request's budget.
+    fn conn(&self) -> Conn {
+        Conn {
+            conn: self.db.conn.clone(),
+            budget: self.budget.clone(),
+        }
+    }
+
+    fn files_within(&self, reach: Reach) -> Files {
+        Files {
+            db: self.conn(),
+            cache: self.db.files.clone(),
+            reach,
+        }
     }
 
     /// The caller, whatever their status: enough for `me`.
@@ -154,31 +255,23 @@ impl Access {
     /// status (a pending user's `me { stt }` reads it).
     pub fn reference(&self) -> AppResult<Reference> {
         self.principal()?;
-        Ok(Reference {
-            db: self.db.conn.clone(),
-        })
+        Ok(Reference { db: self.conn() })
     }
 
     /// Files (and STTs) the caller may list and see.
     pub fn files(&self) -> AppResult<Files> {
         let (p, role) = self.active()?;
-        Ok(Files {
-            db: self.db.clone(),
-            reach: Self::reach(p, role),
-        })
+        Ok(self.files_within(Self::reach(p, role)))
     }
 
     /// Files the caller may download: like `files`, but regional staff
     /// review metadata only.
     pub fn downloads(&self) -> AppResult<Files> {
         let (p, role) = self.active()?;
-        Ok(Files {
-            db: self.db.clone(),
-            reach: match role {
-                Role::RegionalStaff => Reach::Nothing,
-                _ => Self::reach(p, role),
-            },
-        })
+        Ok(self.files_within(match role {
+            Role::RegionalStaff => Reach::Nothing,
+            _ => Self::reach(p, role),
+        }))
     }
 
     /// The right to upload for `stt_id`, refused with `FORBIDDEN`.
@@ -193,7 +286,7 @@ impl Access {
             return Err(AppError::Forbidden);
         }
         Ok(UploadGrant {
-            db: self.db.conn.clone(),
+            db: self.conn(),
             stt_id,
             uploader_id: p.user.id,
         })
@@ -211,25 +304,19 @@ impl Access {
     /// Users by id, as files and events name them: approved users.
     pub fn people(&self) -> AppResult<People> {
         self.active()?;
-        Ok(People {
-            db: self.db.conn.clone(),
-        })
+        Ok(People { db: self.conn() })
     }
 
     pub fn audit(&self) -> AppResult<Audit> {
         match self.active()?.1 {
-            Role::OfaAdmin | Role::SystemAdmin => Ok(Audit {
-                db: self.db.conn.clone(),
-            }),
+            Role::OfaAdmin | Role::SystemAdmin => Ok(Audit { db: self.conn() }),
             _ => Err(AppError::Forbidden),
         }
     }
 
     pub fn user_admin(&self) -> AppResult<UserAdmin> {
         match self.active()?.1 {
-            Role::SystemAdmin => Ok(UserAdmin {
-                db: self.db.conn.clone(),
-            }),
+            Role::SystemAdmin => Ok(UserAdmin { db: self.conn() }),
             _ => Err(AppError::Forbidden),
         }
     }
@@ -266,21 +353,20 @@ mod tests {
                 user,
                 region_ids: vec![1],
             })),
-            Db {
-                conn: DatabaseConnection::default(),
-                files: FileCache::new(),
-            },
+            db(),
+            Budget::unlimited(),
         )
     }
 
+    fn db() -> Db {
+        Db {
+            conn: DatabaseConnection::default(),
+            files: FileCache::new(),
+        }
+    }
+
     fn anonymous() -> Access {
-        Access::new(
-            Caller::Anonymous,
-            Db {
-                conn: DatabaseConnection::default(),
-                files: FileCache::new(),
-            },
-        )
+        Access::new(Caller::Anonymous, db(), Budget::unlimited())
     }
 
     #[test]
@@ -334,6 +420,31 @@ mod tests {
         );
         let o = principal(Some(Role::OfaAdmin), UserStatus::Approved, None);
         assert_eq!(o.downloads().unwrap().reaches_stt(99), Some(true));
+    }
+
+    #[test]
+    fn a_budget_refuses_what_does_not_fit_and_everything_after() {
+        let budget = Budget::new(NonZeroUsize::new(3).unwrap());
+        assert!(budget.spend(2).is_ok());
+        let refused = budget.spend(2).unwrap_err();
+        assert_eq!(refused.code(), "BAD_USER_INPUT");
+        assert!(refused.to_string().contains("more than 3"), "{refused}");
+        assert!(budget.spend(1).is_err(), "nothing runs after a refusal");
+        let shared = budget.clone();
+        assert!(shared.spend(1).is_err(), "clones share the budget");
+        assert!(Budget::unlimited().spend(usize::MAX / 2).is_ok());
+    }
+
+    #[test]
+    fn admins_are_approved_ofa_and_system_admins() {
+        let admin = |role, status| principal(Some(role), status, None).is_admin();
+        assert!(admin(Role::OfaAdmin, UserStatus::Approved));
+        assert!(admin(Role::SystemAdmin, UserStatus::Approved));
+        assert!(!admin(Role::SystemAdmin, UserStatus::Pending));
+        assert!(!admin(Role::SystemAdmin, UserStatus::Deactivated));
+        assert!(!admin(Role::DataAnalyst, UserStatus::Approved));
+        assert!(!admin(Role::RegionalStaff, UserStatus::Approved));
+        assert!(!anonymous().is_admin());
     }
 
     #[test]

@@ -12,7 +12,7 @@ impl Reference {
     pub async fn stts_by_ids(&self, ids: &[i32]) -> AppResult<HashMap<i32, stt::Model>> {
         let rows = stt::Entity::find()
             .filter(stt::Column::Id.is_in(ids.iter().copied()))
-            .all(&self.db)
+            .all(self.db.spend(1)?)
             .await?;
         Ok(rows.into_iter().map(|s| (s.id, s)).collect())
     }
@@ -20,7 +20,7 @@ impl Reference {
     pub async fn regions_by_ids(&self, ids: &[i32]) -> AppResult<HashMap<i32, region::Model>> {
         let rows = region::Entity::find()
             .filter(region::Column::Id.is_in(ids.iter().copied()))
-            .all(&self.db)
+            .all(self.db.spend(1)?)
             .await?;
         Ok(rows.into_iter().map(|r| (r.id, r)).collect())
     }
@@ -40,14 +40,16 @@ impl Files {
         if let Some(r) = region_id {
             q = q.filter(stt::Column::RegionId.eq(r));
         }
-        Ok(q.order_by_asc(stt::Column::Name).all(&self.db.conn).await?)
+        Ok(q.order_by_asc(stt::Column::Name)
+            .all(self.db.spend(1)?)
+            .await?)
     }
 
     /// Every region (regions are not scoped: a region's name is no secret).
     pub async fn regions(&self) -> AppResult<Vec<region::Model>> {
         Ok(region::Entity::find()
             .order_by_asc(region::Column::Id)
-            .all(&self.db.conn)
+            .all(self.db.spend(1)?)
             .await?)
     }
 }

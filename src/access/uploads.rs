@@ -35,7 +35,7 @@ impl UploadGrant {
     /// Whether the granted STT exists (an admin may name any id).
     pub async fn stt_exists(&self) -> AppResult<bool> {
         Ok(stt::Entity::find_by_id(self.stt_id)
-            .one(&self.db)
+            .one(self.db.spend(1)?)
             .await?
             .is_some())
     }
@@ -43,7 +43,12 @@ impl UploadGrant {
     /// Records `new` as the next version of its slot. The unique index on
     /// (slot, version) decides races between instances: a loser reads the new
     /// maximum and tries again, so versions stay consecutive and distinct.
+    ///
+    /// The budget pays for one attempt (read the maximum, insert): retries
+    /// after a lost race are the server's doing, bounded by
+    /// `VERSION_ATTEMPTS`, and must not fail an upload whose bytes are stored.
     pub async fn insert_next_version(&self, new: NewReportFile) -> AppResult<report_file::Model> {
+        let db = self.db.spend(2)?;
         let slot = Slot {
             stt_id: self.stt_id,
             fiscal_year: new.fiscal_year,
@@ -56,7 +61,7 @@ impl UploadGrant {
                 .expr(Func::max(Expr::col(report_file::Column::Version)))
                 .filter(slot.condition())
                 .into_tuple()
-                .one(&self.db)
+                .one(db)
                 .await?
                 .flatten();
             let model = report_file::ActiveModel {
@@ -79,7 +84,7 @@ impl UploadGrant {
                 ..Default::default()
             };
             match report_file::Entity::insert(model)
-                .exec_with_returning(&self.db)
+                .exec_with_returning(db)
                 .await
             {
                 Ok(m) => return Ok(m),

@@ -10,7 +10,7 @@ use sea_orm::{
     sea_query::OnConflict,
 };
 
-use super::{Access, Audit, Caller, Db, FileCache, People, Principal, UserAdmin};
+use super::{Access, Audit, Budget, Caller, Db, FileCache, People, Principal, UserAdmin};
 use crate::{
     app::StartError,
     auth::Claims,
@@ -123,14 +123,28 @@ impl People {
     pub async fn by_ids(&self, ids: &[i64]) -> AppResult<HashMap<i64, user::Model>> {
         let rows = user::Entity::find()
             .filter(user::Column::Id.is_in(ids.iter().copied()))
-            .all(&self.db)
+            .all(self.db.spend(1)?)
             .await?;
         Ok(rows.into_iter().map(|u| (u.id, u)).collect())
     }
 
-    /// The regions of a regional staff user.
-    pub async fn region_ids(&self, user_id: i64) -> AppResult<Vec<i32>> {
-        region_ids(&self.db, user_id).await
+    /// The regions of each of these users, in one statement (users without
+    /// regions are missing from the map).
+    pub async fn region_ids_of(&self, user_ids: &[i64]) -> AppResult<HashMap<i64, Vec<i32>>> {
+        let rows: Vec<(i64, i32)> = user_region::Entity::find()
+            .select_only()
+            .column(user_region::Column::UserId)
+            .column(user_region::Column::RegionId)
+            .filter(user_region::Column::UserId.is_in(user_ids.iter().copied()))
+            .order_by_asc(user_region::Column::RegionId)
+            .into_tuple()
+            .all(self.db.spend(1)?)
+            .await?;
+        let mut regions: HashMap<i64, Vec<i32>> = HashMap::new();
+        for (user_id, region_id) in rows {
+            regions.entry(user_id).or_default().push(region_id);
+        }
+        Ok(regions)
     }
 }
 
@@ -141,7 +155,9 @@ impl Audit {
         if let Some(s) = status {
             q = q.filter(user::Column::Status.eq(s));
         }
-        Ok(q.order_by_asc(user::Column::Id).all(&self.db).await?)
+        Ok(q.order_by_asc(user::Column::Id)
+            .all(self.db.spend(1)?)
+            .await?)
     }
 }
 
@@ -154,9 +170,13 @@ pub struct AccessChange {
     pub status: UserStatus,
 }
 
+/// Statements a change of access runs: the check of its STT or regions,
+/// then reading, updating and re-linking the user.
+const SET_ACCESS_STATEMENTS: usize = 5;
+
 impl UserAdmin {
     pub async fn set_access(&self, user_id: i64, change: AccessChange) -> AppResult<user::Model> {
-        apply_access(&self.db, user_id, change).await
+        apply_access(self.db.spend(SET_ACCESS_STATEMENTS)?, user_id, change).await
     }
 }
 
@@ -171,7 +191,7 @@ impl Operator {
     /// The operator's own connection, with the schema brought up to date
     /// and the reference data loaded.
     pub async fn connect(config: &DatabaseConfig) -> Result<Self, StartError> {
-        let db = db::connect(config, Default::default()).await?;
+        let db = db::connect(config, Default::default(), None).await?;
         db::prepare(&db).await.map_err(StartError::Prepare)?;
         Ok(Operator { db })
     }
@@ -210,6 +230,7 @@ impl Operator {
                 conn: self.db.clone(),
                 files: FileCache::new(),
             },
+            Budget::unlimited(),
         ))
     }
 }

@@ -136,9 +136,13 @@ mod tests {
             assert!(text.contains(part), "{part} in {text}");
         }
         assert!(!text.contains("Secure"), "{text}");
-        let prod = config(&[("APP_ENV", "production"), ("JWT_ALGORITHMS", "HS256")])
-            .unwrap()
-            .sessions;
+        let prod = config(&[
+            ("APP_ENV", "production"),
+            ("JWT_ALGORITHMS", "HS256"),
+            ("AV_SCAN", "off"),
+        ])
+        .unwrap()
+        .sessions;
         assert!(
             session_cookie(&prod, "tok", 60)
                 .to_str()

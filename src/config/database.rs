@@ -15,6 +15,9 @@ pub struct DatabaseConfig {
     /// How long a request waits for a connection before the database counts
     /// as unavailable (503): when it is down, a connection is never coming.
     pub acquire_timeout: Duration,
+    /// PostgreSQL cancels a statement of the server's pool that runs longer
+    /// (`None`: no limit). SQLite has no such setting.
+    pub statement_timeout: Option<Duration>,
 }
 
 impl DatabaseConfig {
@@ -39,9 +42,11 @@ impl DatabaseConfig {
                 "must be at least 1 (milliseconds)",
             ));
         }
+        let timeout_ms: u64 = env.parse("DATABASE_STATEMENT_TIMEOUT_MS", 5000)?;
         Ok(DatabaseConfig {
             url: SecretString::from(url),
             acquire_timeout: Duration::from_millis(acquire_ms),
+            statement_timeout: (timeout_ms > 0).then(|| Duration::from_millis(timeout_ms)),
         })
     }
 
@@ -63,6 +68,16 @@ mod tests {
         let c = config(&[]).unwrap();
         assert_eq!(c.database.url(), super::DEFAULT_DATABASE_URL);
         assert!(c.database.is_sqlite());
+    }
+
+    #[test]
+    fn statements_time_out_after_five_seconds_unless_told_otherwise() {
+        let c = config(&[]).unwrap();
+        assert_eq!(c.database.statement_timeout.unwrap().as_millis(), 5000);
+        let off = config(&[("DATABASE_STATEMENT_TIMEOUT_MS", "0")]).unwrap();
+        assert_eq!(off.database.statement_timeout, None);
+        let err = config(&[("DATABASE_STATEMENT_TIMEOUT_MS", "5s")]).unwrap_err();
+        assert_eq!(err.name, "DATABASE_STATEMENT_TIMEOUT_MS");
     }
 
     #[test]

@@ -7,6 +7,7 @@ mod cors;
 mod database;
 mod graphql;
 mod oidc;
+mod scan;
 mod server;
 mod storage;
 mod tokens;
@@ -16,8 +17,9 @@ use std::{borrow::Cow, str::FromStr};
 
 pub use cors::CorsConfig;
 pub use database::{DEFAULT_DATABASE_URL, DatabaseConfig};
-pub use graphql::GraphqlConfig;
+pub use graphql::{GraphqlConfig, Introspection};
 pub use oidc::{ClientAuth, DEFAULT_PROVIDER, OidcConfig, ProviderConfig};
+pub use scan::{AvScan, ClamdAddr, DEFAULT_CLAMD_TIMEOUT_SECS, ScanConfig, banner_warning};
 pub use server::{ConnectionLimits, ServerConfig};
 pub use storage::{DEFAULT_STORAGE_DIR, S3Config, StorageBackend, StorageConfig};
 pub use tokens::{
@@ -61,6 +63,7 @@ pub struct Config {
     pub oidc: OidcConfig,
     pub cors: CorsConfig,
     pub graphql: GraphqlConfig,
+    pub scan: ScanConfig,
 }
 
 impl Config {
@@ -97,6 +100,7 @@ impl Config {
             oidc,
             cors: CorsConfig::parse(&env)?,
             graphql: GraphqlConfig::parse(&env, environment)?,
+            scan: ScanConfig::parse(&env, environment)?,
         })
     }
 
@@ -185,7 +189,12 @@ pub(crate) mod tests {
 
     #[test]
     fn production_defaults_are_locked_down() {
-        let c = config(&[("APP_ENV", "production"), ("JWT_ALGORITHMS", "HS256")]).unwrap();
+        let c = config(&[
+            ("APP_ENV", "production"),
+            ("JWT_ALGORITHMS", "HS256"),
+            ("AV_SCAN", "off"),
+        ])
+        .unwrap();
         assert!(c.sessions.cookie_secure);
         assert!(!c.graphql.graphiql_enabled);
         assert!(c.server.log_json);

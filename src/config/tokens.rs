@@ -329,6 +329,7 @@ mod tests {
             ("JWT_ALGORITHMS", "RS256"),
             ("JWT_JWKS_URL", "https://idp.example.gov/jwks"),
             ("SESSION_SECRET", "0123456789abcdef0123456789abcdef"),
+            ("CLAMD_ADDR", "tcp://127.0.0.1:3310"),
         ];
         Config::from_lookup(|k| {
             vars.iter()

@@ -17,14 +17,17 @@ pub struct RequestData {
     pub loaders: Loaders,
     /// The unread file part of a multipart upload.
     pub upload: Option<PendingUpload>,
+    /// The client's address, for the records an upload leaves.
+    pub client: std::net::IpAddr,
 }
 
 impl RequestData {
-    pub fn new(access: Access, upload: Option<PendingUpload>) -> Self {
+    pub fn new(access: Access, upload: Option<PendingUpload>, client: std::net::IpAddr) -> Self {
         RequestData {
             loaders: Loaders::new(&access),
             access,
             upload,
+            client,
         }
     }
 }

@@ -51,6 +51,19 @@ pub fn classify(document: &ExecutableDocument, name: Option<&str>) -> Kind {
     }
 }
 
+/// Whether the operation `name` selects in `document` asks for the schema
+/// (`__schema` or `__type`, next to data or not). `__typename` is not
+/// introspection of the schema: clients such as Apollo add it everywhere.
+/// A document whose fragments nest too deeply to tell counts as asking.
+pub fn asks_for_schema(document: &ExecutableDocument, name: Option<&str>) -> bool {
+    let Some(operation) = super::selected_operation(document, name) else {
+        return false;
+    };
+    let mut top = Vec::new();
+    let told = field_names(document, &operation.selection_set.node, 0, &mut top);
+    !told || top.iter().any(|n| matches!(*n, "__schema" | "__type"))
+}
+
 /// The names of the fields a selection set selects at its own level,
 /// through fragments. `false` when fragments nest too deeply to tell.
 fn field_names<'a>(
@@ -155,6 +168,26 @@ mod tests {
             kind("{ ...F } fragment F on Query { reportFiles { totalCount } }"),
             Kind::Data
         );
+    }
+
+    fn asks(query: &str) -> bool {
+        let document = async_graphql::parser::parse_query(query).unwrap();
+        asks_for_schema(&document, None)
+    }
+
+    #[test]
+    fn schema_requests_are_told_from_typename() {
+        assert!(asks(STANDARD));
+        assert!(asks("{ me { id } __schema { types { name } } }"));
+        assert!(asks(
+            "{ ...F } fragment F on Query { __type(name: \"Stt\") { name } }"
+        ));
+        assert!(asks(
+            "{ ... on Query { ... on Query { __schema { queryType { name } } } } }"
+        ));
+        assert!(!asks("{ __typename }"));
+        assert!(!asks("{ me { __typename id } reportFiles { totalCount } }"));
+        assert!(!asks("mutation { logout }"));
     }
 
     #[test]

@@ -4,11 +4,13 @@
 //! `http::graphql`'s job.
 
 mod context;
+pub mod cost;
 mod cursor;
 pub mod introspection;
 mod loaders;
 mod mutation;
 mod query;
+mod scans;
 pub mod types;
 pub mod upload;
 
@@ -26,12 +28,16 @@ use crate::app::AppState;
 
 pub type AppSchema = Schema<Query, Mutation, EmptySubscription>;
 
-/// The schema, twice over: with the limits for data queries, and with the
-/// depth that the standard introspection query needs (`introspection`).
+/// The schema, three times over: with the limits for data queries; with the
+/// depth that the standard introspection query needs (`introspection`); and
+/// for callers who may not learn the schema (`GRAPHQL_INTROSPECTION=admins`
+/// and not an admin), without introspection or "Did you mean …" suggestions
+/// in validation errors.
 #[derive(Clone)]
 pub struct Schemas {
     pub data: AppSchema,
     pub introspection: AppSchema,
+    pub restricted: AppSchema,
 }
 
 pub fn build_schema(app: AppState) -> Schemas {
@@ -39,15 +45,19 @@ pub fn build_schema(app: AppState) -> Schemas {
     let build = |max_depth: usize| {
         Schema::build(Query, Mutation, EmptySubscription)
             .limit_depth(max_depth)
-            .limit_complexity(limits.max_complexity)
+            // Checked by `CostLimit`, whose refusal says what to change.
+            .extension(cost::CostLimit(limits.max_complexity))
             .limit_recursive_depth(32)
             .limit_directives(16)
             .data(app.clone())
-            .finish()
     };
     Schemas {
-        data: build(limits.max_depth),
-        introspection: build(introspection::MAX_DEPTH.max(limits.max_depth)),
+        data: build(limits.max_depth).finish(),
+        introspection: build(introspection::MAX_DEPTH.max(limits.max_depth)).finish(),
+        restricted: build(limits.max_depth)
+            .disable_introspection()
+            .disable_suggestions()
+            .finish(),
     }
 }
 

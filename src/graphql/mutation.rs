@@ -4,6 +4,7 @@ use entity::{Role, UserStatus};
 
 use super::{
     context::ContextExt,
+    cost,
     types::{ReportFile, User},
     upload::{Upload, UploadReportFileInput},
 };
@@ -23,6 +24,7 @@ impl Mutation {
     /// downloads are authenticated. The session ends with the token (or
     /// `SESSION_TTL_SECS`, if sooner). People sign in through
     /// `GET /auth/login` (OpenID Connect).
+    #[graphql(complexity = "cost::statements(2, child_complexity)")]
     async fn login(&self, ctx: &Context<'_>, token: String) -> GqlResult<User> {
         let app = ctx.app()?;
         let claims = app.tokens.verify(token.trim()).await.map_err(|why| {
@@ -35,12 +37,13 @@ impl Mutation {
             SET_COOKIE,
             auth::session_cookie(&app.config.sessions, &session, max_age),
         );
-        Ok(User(user))
+        Ok(User::own(user))
     }
 
     /// Stores a new version of a report file. Send it as a GraphQL multipart
     /// request (as `apollo-upload-client` does) with the header
     /// `Apollo-Require-Preflight: true`.
+    #[graphql(complexity = "cost::statements(3, child_complexity)")]
     async fn upload_report_file(
         &self,
         ctx: &Context<'_>,
@@ -64,6 +67,8 @@ impl Mutation {
             storage: &app.storage,
             policy: &app.config.uploads,
             shutdown: &app.shutdown,
+            scanner: app.scanner.as_ref(),
+            client: ctx.request()?.client,
         };
         let target = Target {
             fiscal_year: input.fiscal_year,
@@ -86,6 +91,7 @@ impl Mutation {
     }
 
     /// Approves, changes or deactivates a user (system admins only).
+    #[graphql(complexity = "cost::statements(5, child_complexity)")]
     async fn set_user_access(
         &self,
         ctx: &Context<'_>,
@@ -107,7 +113,7 @@ impl Mutation {
         };
         let user = admin.set_access(user_id, change).await?;
         ctx.app()?.gate.forget(&user.subject).await;
-        Ok(User(user))
+        Ok(User::seen_by(user, ctx.access()?))
     }
 }
 

@@ -2,16 +2,18 @@ use async_graphql::{
     Context, ID, InputObject, Object,
     connection::{Connection, CursorType, Edge, EmptyFields},
 };
-use entity::{Quarter, Section, SttType, UserStatus};
+use entity::{Quarter, ScanResult, Section, SttType, UserStatus};
 
 use super::{
     context::ContextExt,
+    cost,
     cursor::Cursor,
     loaders::prefetch_files,
+    scans::{ScanEvent, ScanEventConnection},
     types::{DownloadEvent, Region, ReportFile, Stt, User},
 };
 use crate::{
-    access::{DEFAULT_PAGE, Files, Filter, PageRequest},
+    access::{DEFAULT_PAGE, Files, Filter, PageRequest, ScanFilter},
     error::{AppError, GqlResult},
 };
 
@@ -37,6 +39,9 @@ pub struct ReportFileConnectionFields {
 #[Object]
 impl ReportFileConnectionFields {
     /// How many files match the filter, across all pages.
+    // Priced with `reportFiles` itself (`cost::files_page`): here it would
+    // be multiplied by the page size.
+    #[graphql(complexity = 0)]
     async fn total_count(&self) -> GqlResult<i64> {
         Ok(self.files.count(&self.filter).await? as i64)
     }
@@ -63,10 +68,11 @@ fn parse_uuid(id: &ID) -> GqlResult<uuid::Uuid> {
 impl Query {
     /// The signed-in user, whatever their status.
     async fn me(&self, ctx: &Context<'_>) -> GqlResult<Option<User>> {
-        Ok(Some(User(ctx.access()?.principal()?.user.clone())))
+        Ok(Some(User::own(ctx.access()?.principal()?.user.clone())))
     }
 
     /// The STTs the caller may see.
+    #[graphql(complexity = "cost::statements(1, child_complexity)")]
     async fn stts(
         &self,
         ctx: &Context<'_>,
@@ -82,12 +88,14 @@ impl Query {
             .collect())
     }
 
+    #[graphql(complexity = "cost::statements(1, child_complexity)")]
     async fn regions(&self, ctx: &Context<'_>) -> GqlResult<Vec<Region>> {
         let files = ctx.access()?.files()?;
         Ok(files.regions().await?.into_iter().map(Region).collect())
     }
 
     /// A file the caller may see, or null.
+    #[graphql(complexity = "cost::statements(1, child_complexity)")]
     async fn report_file(&self, ctx: &Context<'_>, id: ID) -> GqlResult<Option<ReportFile>> {
         let files = ctx.access()?.files()?;
         let id = parse_uuid(&id)?;
@@ -95,9 +103,7 @@ impl Query {
     }
 
     /// Visible files, newest first, as a Relay connection.
-    #[graphql(
-        complexity = "5 + first.or(last).unwrap_or(DEFAULT_PAGE as i64).max(0) as usize * child_complexity"
-    )]
+    #[graphql(complexity = "cost::files_page(first, last, child_complexity)")]
     async fn report_files(
         &self,
         ctx: &Context<'_>,
@@ -140,15 +146,18 @@ impl Query {
     }
 
     /// All users, optionally by status (OFA and system admins).
+    #[graphql(complexity = "cost::statements(1, child_complexity)")]
     async fn users(&self, ctx: &Context<'_>, status: Option<UserStatus>) -> GqlResult<Vec<User>> {
-        let audit = ctx.access()?.audit()?;
-        Ok(audit.users(status).await?.into_iter().map(User).collect())
+        let access = ctx.access()?;
+        let users = access.audit()?.users(status).await?;
+        Ok(users
+            .into_iter()
+            .map(|u| User::seen_by(u, access))
+            .collect())
     }
 
     /// The download audit of one file, newest first (OFA and system admins).
-    #[graphql(
-        complexity = "5 + first.unwrap_or(DEFAULT_PAGE as i64).max(0) as usize * child_complexity"
-    )]
+    #[graphql(complexity = "cost::events_page(first, child_complexity)")]
     async fn download_events(
         &self,
         ctx: &Context<'_>,
@@ -167,6 +176,32 @@ impl Query {
         connection.edges.extend(
             rows.into_iter()
                 .map(|e| Edge::new(Cursor(e.id), DownloadEvent::from(e))),
+        );
+        Ok(connection)
+    }
+
+    /// Virus-scan results of uploads, newest first, optionally of one
+    /// result or STT (OFA and system admins).
+    #[graphql(complexity = "cost::events_page(first, child_complexity)")]
+    async fn scan_events(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i64>,
+        after: Option<String>,
+        result: Option<ScanResult>,
+        stt_id: Option<i32>,
+    ) -> GqlResult<ScanEventConnection> {
+        let audit = ctx.access()?.audit()?;
+        let first = PageRequest::size(first, "first")?.unwrap_or(DEFAULT_PAGE);
+        let after = cursor(after)?;
+        let filter = ScanFilter { result, stt_id };
+        let mut rows = audit.scan_events(&filter, first, after).await?;
+        let has_next = rows.len() as u64 > first;
+        rows.truncate(first as usize);
+        let mut connection = Connection::new(after.is_some(), has_next);
+        connection.edges.extend(
+            rows.into_iter()
+                .map(|e| Edge::new(Cursor(e.id), ScanEvent::from(e))),
         );
         Ok(connection)
     }

@@ -1,8 +1,8 @@
 //! GraphQL object types: thin views over entity models.
 
-use super::context::ContextExt;
+use super::{context::ContextExt, cost};
 use crate::{
-    access::{Caller, Slot},
+    access::{Access, Caller, Slot},
     error::{AppError, GqlResult},
 };
 use async_graphql::{ComplexObject, Context, ID, Object, SimpleObject};
@@ -47,45 +47,96 @@ impl Stt {
     }
 }
 
-pub struct User(pub entity::user::Model);
+/// A user as the caller may see them. PRODUCT.md: "Who uploaded a file is
+/// shown to non-administrators by name only (no email, role, status or
+/// sign-in times of other users)." So a non-administrator looking at
+/// someone else gets `id` and `name`; the other fields are null (or an
+/// empty list). Everyone sees everything about themselves, and admins about
+/// everyone.
+pub struct User {
+    model: entity::user::Model,
+    detail: Detail,
+}
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Detail {
+    Full,
+    NameOnly,
+}
+
+impl User {
+    /// The caller themselves (`me`, and the user a `login` signs in).
+    pub fn own(model: entity::user::Model) -> Self {
+        User {
+            model,
+            detail: Detail::Full,
+        }
+    }
+
+    /// Any user, as the caller of `access` may see them.
+    pub fn seen_by(model: entity::user::Model, access: &Access) -> Self {
+        let themselves = matches!(access.caller(), Caller::User(me) if me.user.id == model.id);
+        let detail = if themselves || access.is_admin() {
+            Detail::Full
+        } else {
+            Detail::NameOnly
+        };
+        User { model, detail }
+    }
+
+    /// The user's details, when the caller may see them.
+    fn details(&self) -> Option<&entity::user::Model> {
+        (self.detail == Detail::Full).then_some(&self.model)
+    }
+}
+
+/// Fields other than `id` and `name` are null (`regions` empty) when a
+/// non-administrator looks at another user.
 #[Object]
 impl User {
     async fn id(&self) -> ID {
-        ID(self.0.id.to_string())
+        ID(self.model.id.to_string())
     }
     /// The `sub` of this user's tokens.
-    async fn subject(&self) -> &str {
-        &self.0.subject
+    async fn subject(&self) -> Option<&str> {
+        self.details().map(|u| u.subject.as_str())
     }
     async fn email(&self) -> Option<&str> {
-        self.0.email.as_deref()
+        self.details().and_then(|u| u.email.as_deref())
     }
     async fn name(&self) -> Option<&str> {
-        self.0.name.as_deref()
+        self.model.name.as_deref()
     }
     async fn role(&self) -> Option<Role> {
-        self.0.role
+        self.details().and_then(|u| u.role)
     }
-    async fn status(&self) -> UserStatus {
-        self.0.status
+    async fn status(&self) -> Option<UserStatus> {
+        self.details().map(|u| u.status)
     }
     /// The STT of a data analyst.
     async fn stt(&self, ctx: &Context<'_>) -> GqlResult<Option<Stt>> {
-        match self.0.stt_id {
+        match self.details().and_then(|u| u.stt_id) {
             None => Ok(None),
             Some(id) => load(ctx.loaders()?.stts.load_one(id).await?).map(|s| Some(Stt(s))),
         }
     }
     /// The regions of regional staff.
     async fn regions(&self, ctx: &Context<'_>) -> GqlResult<Vec<Region>> {
-        if self.0.role != Some(Role::RegionalStaff) {
+        let Some(user) = self.details() else {
+            return Ok(Vec::new());
+        };
+        if user.role != Some(Role::RegionalStaff) {
             return Ok(Vec::new());
         }
         // The caller's own regions are known already, whatever their status.
         let ids = match ctx.access()?.caller() {
-            Caller::User(me) if me.user.id == self.0.id => me.region_ids.clone(),
-            _ => ctx.access()?.people()?.region_ids(self.0.id).await?,
+            Caller::User(me) if me.user.id == user.id => me.region_ids.clone(),
+            _ => ctx
+                .loaders()?
+                .user_regions
+                .load_one(user.id)
+                .await?
+                .unwrap_or_default(),
         };
         let map = ctx.loaders()?.regions.load_many(ids.clone()).await?;
         Ok(ids
@@ -94,11 +145,11 @@ impl User {
             .map(Region)
             .collect())
     }
-    async fn created_at(&self) -> DateTime<Utc> {
-        self.0.created_at
+    async fn created_at(&self) -> Option<DateTime<Utc>> {
+        self.details().map(|u| u.created_at)
     }
     async fn last_login_at(&self) -> Option<DateTime<Utc>> {
-        self.0.last_login_at
+        self.details().and_then(|u| u.last_login_at)
     }
 }
 
@@ -155,20 +206,22 @@ impl ReportFile {
     async fn created_at(&self) -> DateTime<Utc> {
         self.0.created_at
     }
+    /// Who uploaded the file: by name only, unless it is the caller or the
+    /// caller is an administrator.
     async fn uploaded_by(&self, ctx: &Context<'_>) -> GqlResult<User> {
-        load(ctx.loaders()?.users.load_one(self.0.uploaded_by_id).await?).map(User)
+        let user = load(ctx.loaders()?.users.load_one(self.0.uploaded_by_id).await?)?;
+        Ok(User::seen_by(user, ctx.access()?))
     }
     /// Relative URL of the authenticated download route.
     async fn download_url(&self) -> String {
         download_path(self.0.id)
     }
     /// Every version of this file's slot, newest first.
-    #[graphql(complexity = "1 + 10 * child_complexity")]
+    #[graphql(complexity = "cost::versions(child_complexity)")]
     async fn versions(&self, ctx: &Context<'_>) -> GqlResult<Vec<ReportFile>> {
-        let files = ctx.access()?.files()?;
-        Ok(files
-            .versions(&self.0)
-            .await?
+        let versions = ctx.loaders()?.versions.load_one(Slot::of(&self.0)).await?;
+        Ok(versions
+            .unwrap_or_default()
             .into_iter()
             .map(ReportFile)
             .collect())
@@ -212,11 +265,12 @@ impl DownloadEvent {
         ID(self.model.report_file_id.to_string())
     }
     async fn user(&self, ctx: &Context<'_>) -> GqlResult<User> {
-        load(ctx.loaders()?.users.load_one(self.model.user_id).await?).map(User)
+        let user = load(ctx.loaders()?.users.load_one(self.model.user_id).await?)?;
+        Ok(User::seen_by(user, ctx.access()?))
     }
 }
 
 /// A row that a foreign key promises exists.
-fn load<T>(found: Option<T>) -> GqlResult<T> {
+pub(super) fn load<T>(found: Option<T>) -> GqlResult<T> {
     found.ok_or_else(|| AppError::internal("dangling reference").into())
 }

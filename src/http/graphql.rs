@@ -17,11 +17,13 @@
 //! preflight that other origins fail, so the session cookie (also
 //! SameSite=Lax) cannot be used to run a mutation from another site.
 
-use async_graphql::{Variables, parser::types::OperationType};
+use std::net::SocketAddr;
+
+use async_graphql::{ErrorExtensionValues, ServerError, Variables, parser::types::OperationType};
 use axum::{
     Router,
     body::Body,
-    extract::{DefaultBodyLimit, FromRef, RawQuery, State},
+    extract::{ConnectInfo, DefaultBodyLimit, FromRef, RawQuery, State},
     http::{HeaderMap, HeaderValue, StatusCode, header},
     response::{IntoResponse, Response},
     routing::get,
@@ -29,19 +31,25 @@ use axum::{
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
-use super::{graphiql, multipart};
+use super::{
+    graphiql, multipart,
+    slots::{CallerKey, CallerSlots},
+};
 use crate::{
-    access::Access,
+    access::{Access, Caller},
     app::AppState,
+    config::Introspection,
     error::AppError,
-    graphql::{self, RequestData, Schemas, introspection, upload::PendingUpload},
+    graphql::{self, AppSchema, RequestData, Schemas, introspection, upload::PendingUpload},
 };
 
-/// The endpoint's state: the application and the schemas it serves.
+/// The endpoint's state: the application, the schemas it serves, and the
+/// requests each caller has running.
 #[derive(Clone)]
 struct Endpoint {
     app: AppState,
     schemas: Schemas,
+    slots: CallerSlots,
 }
 
 impl FromRef<Endpoint> for AppState {
@@ -52,12 +60,18 @@ impl FromRef<Endpoint> for AppState {
 
 pub fn router(app: AppState) -> Router {
     let schemas = graphql::build_schema(app.clone());
+    let limits = &app.config.graphql;
+    let slots = CallerSlots::new(limits.max_concurrent_per_user.get(), limits.concurrent_wait);
     Router::new()
         .route("/graphql", get(get_request).post(post))
         // Bodies are limited per kind in `post`: JSON by size, uploads by
         // the upload limit while they stream.
         .layer(DefaultBodyLimit::disable())
-        .with_state(Endpoint { app, schemas })
+        .with_state(Endpoint {
+            app,
+            schemas,
+            slots,
+        })
 }
 
 const GRAPHQL_RESPONSE_JSON: &str = "application/graphql-response+json";
@@ -224,6 +238,7 @@ fn params_from_json(value: Value) -> Result<async_graphql::Request, String> {
 
 async fn get_request(
     State(endpoint): State<Endpoint>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     RawQuery(raw): RawQuery,
     access: Result<Access, AppError>,
@@ -292,11 +307,12 @@ async fn get_request(
             .insert(header::ALLOW, HeaderValue::from_static("POST"));
         return response;
     }
-    execute(&endpoint, access, request, None, response_type).await
+    execute(&endpoint, peer, access, request, None, response_type).await
 }
 
 async fn post(
     State(endpoint): State<Endpoint>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     access: Result<Access, AppError>,
     body: Body,
@@ -305,7 +321,7 @@ async fn post(
         return not_acceptable();
     };
     if multipart::is_multipart(&headers) {
-        return post_multipart(endpoint, headers, access, body, response_type).await;
+        return post_multipart(endpoint, peer, headers, access, body, response_type).await;
     }
     if !is_json(&headers) {
         return request_error(
@@ -345,7 +361,7 @@ async fn post(
         .map_err(|e| format!("the body is not JSON: {e}"))
         .and_then(params_from_json);
     match request {
-        Ok(request) => execute(&endpoint, access, request, None, response_type).await,
+        Ok(request) => execute(&endpoint, peer, access, request, None, response_type).await,
         Err(message) => request_error(
             StatusCode::BAD_REQUEST,
             response_type,
@@ -357,6 +373,7 @@ async fn post(
 
 async fn execute(
     endpoint: &Endpoint,
+    peer: SocketAddr,
     access: Result<Access, AppError>,
     request: async_graphql::Request,
     upload: Option<PendingUpload>,
@@ -370,33 +387,112 @@ async fn execute(
         }
     };
     let mut request = request;
-    let operation_name = request.operation_name.clone();
-    let kind = match request.parsed_query() {
-        Ok(document) => introspection::classify(document, operation_name.as_deref()),
-        // Executing it reports the syntax error.
-        Err(_) => introspection::Kind::Data,
+    // Held until the response is built; `None` for uploads.
+    let _slot = if is_upload(&mut request, upload.is_some()) {
+        None
+    } else {
+        let key = CallerKey::of(&access, peer.ip());
+        match endpoint.slots.acquire(key).await {
+            Ok(slot) => Some(slot),
+            Err(e) => return too_many_requests(&e, response_type),
+        }
     };
-    let schema = match kind {
-        introspection::Kind::Data => &endpoint.schemas.data,
-        introspection::Kind::Introspection => &endpoint.schemas.introspection,
-        introspection::Kind::TooNested => {
-            let error = async_graphql::ServerError::new(
-                "introspection nests fields, inputFields, interfaces or possibleTypes too deeply",
-                None,
-            );
+    let (schema, request) = match choose_schema(endpoint, &access, request) {
+        Ok(chosen) => chosen,
+        Err(error) => {
             return respond(
                 async_graphql::Response::from_errors(vec![error]),
                 response_type,
             );
         }
     };
-    let request = request.data(RequestData::new(access, upload));
+    let request = request.data(RequestData::new(access, upload, peer.ip()));
     let response = schema.execute(request).await;
     respond(response, response_type)
 }
 
+/// Whether `request` is an upload: a mutation with a file part. Uploads
+/// take no slot of the per-caller limit: they stream for as long as the
+/// file takes (a user sending the four sections of a quarter side by side
+/// must still be able to browse), and the upload limits bound them.
+fn is_upload(request: &mut async_graphql::Request, has_file: bool) -> bool {
+    let operation_name = request.operation_name.clone();
+    has_file
+        && request.parsed_query().is_ok_and(|document| {
+            graphql::selected_operation(document, operation_name.as_deref())
+                .is_some_and(|op| op.ty == OperationType::Mutation)
+        })
+}
+
+fn too_many_requests(e: &AppError, response_type: ResponseType) -> Response {
+    let mut response = request_error(e.status(), response_type, e.code(), &e.to_string());
+    response
+        .headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    response
+}
+
+/// The schema that runs `request` for this caller (and the request, with
+/// introspection turned off when the caller may not introspect), or the
+/// error that refuses it.
+///
+/// With `GRAPHQL_INTROSPECTION=admins`, a caller who is not a signed-in
+/// administrator gets a clear refusal for `__schema`/`__type`, and runs on
+/// the schema without introspection and field suggestions.
+fn choose_schema<'a>(
+    endpoint: &'a Endpoint,
+    access: &Access,
+    mut request: async_graphql::Request,
+) -> Result<(&'a AppSchema, async_graphql::Request), ServerError> {
+    let operation_name = request.operation_name.clone();
+    let restricted =
+        endpoint.app.config.graphql.introspection == Introspection::Admins && !access.is_admin();
+    let (kind, asks_for_schema) = match request.parsed_query() {
+        Ok(document) => (
+            introspection::classify(document, operation_name.as_deref()),
+            introspection::asks_for_schema(document, operation_name.as_deref()),
+        ),
+        // Executing it reports the syntax error.
+        Err(_) => (introspection::Kind::Data, false),
+    };
+    if restricted {
+        if asks_for_schema {
+            return Err(introspection_refused(access));
+        }
+        return Ok((
+            &endpoint.schemas.restricted,
+            request.disable_introspection(),
+        ));
+    }
+    match kind {
+        introspection::Kind::Data => Ok((&endpoint.schemas.data, request)),
+        introspection::Kind::Introspection => Ok((&endpoint.schemas.introspection, request)),
+        introspection::Kind::TooNested => Err(ServerError::new(
+            "introspection nests fields, inputFields, interfaces or possibleTypes too deeply",
+            None,
+        )),
+    }
+}
+
+fn introspection_refused(access: &Access) -> ServerError {
+    let code = match access.caller() {
+        Caller::Anonymous => AppError::Unauthenticated.code(),
+        Caller::User(_) => AppError::Forbidden.code(),
+    };
+    let mut error = ServerError::new(
+        "introspection is available to signed-in administrators only: \
+         ask for the schema (schema.graphql) instead",
+        None,
+    );
+    let mut extensions = ErrorExtensionValues::default();
+    extensions.set("code", code);
+    error.extensions = Some(extensions);
+    error
+}
+
 async fn post_multipart(
     endpoint: Endpoint,
+    peer: SocketAddr,
     headers: HeaderMap,
     access: Result<Access, AppError>,
     body: Body,
@@ -441,7 +537,7 @@ async fn post_multipart(
     });
     match parts {
         Ok((request, pending)) => {
-            execute(&endpoint, Ok(access), request, pending, response_type).await
+            execute(&endpoint, peer, Ok(access), request, pending, response_type).await
         }
         Err(e) => refuse(e),
     }

@@ -11,6 +11,7 @@
 //! | `metrics` | `/metrics`, and the layer that counts requests |
 //! | `graphiql` | the GraphiQL page's assets |
 //! | `signin` | `/auth/login`, `/auth/callback`, `/auth/logout`, `/auth/signed-out` (OpenID Connect) |
+//! | `slots` | how many GraphQL requests one caller may have running |
 
 mod connections;
 mod download;
@@ -21,6 +22,7 @@ mod metrics;
 mod multipart;
 mod ops;
 mod signin;
+mod slots;
 
 use std::{future::Future, time::Duration};
 

@@ -17,7 +17,8 @@ pub fn router() -> Router<AppState> {
 /// see the answer, whatever is down.
 const CHECK: Duration = Duration::from_millis(800);
 
-/// Ready when the database and the object store both answer.
+/// Ready when the database, the object store and (when scanning is
+/// required) the virus scanner answer.
 async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
     let database = async {
         match tokio::time::timeout(CHECK, state.ping_database()).await {
@@ -45,14 +46,32 @@ async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
             }
         }
     };
-    let (database, storage) = tokio::join!(database, storage);
+    // Only when scanning is required: without a scanner, no upload passes.
+    let scanner = async {
+        let scanner = state.scanner.as_ref()?;
+        Some(match tokio::time::timeout(CHECK, scanner.ping()).await {
+            Ok(Ok(())) => true,
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "readiness: virus scanner unreachable");
+                false
+            }
+            Err(_) => {
+                tracing::warn!(within = ?CHECK, "readiness: virus scanner did not answer");
+                false
+            }
+        })
+    };
+    let (database, storage, scanner) = tokio::join!(database, storage, scanner);
     let word = |ok: bool| if ok { "ok" } else { "unavailable" };
-    let ok = database && storage;
+    let ok = database && storage && scanner.unwrap_or(true);
     let status = if ok {
         StatusCode::OK
     } else {
         StatusCode::SERVICE_UNAVAILABLE
     };
-    let body = json!({ "database": word(database), "storage": word(storage) });
+    let mut body = json!({ "database": word(database), "storage": word(storage) });
+    if let Some(scanner) = scanner {
+        body["scanner"] = json!(word(scanner));
+    }
     (status, Json(body))
 }

@@ -302,8 +302,12 @@ mod sqlite_only {
 
     #[tokio::test]
     async fn production_cookies_are_secure() {
-        let app =
-            TestApp::sqlite_with(&[("APP_ENV", "production"), ("JWT_ALGORITHMS", "HS256")]).await;
+        let app = TestApp::sqlite_with(&[
+            ("APP_ENV", "production"),
+            ("JWT_ALGORITHMS", "HS256"),
+            ("AV_SCAN", "off"),
+        ])
+        .await;
         let res = logout(&app).await;
         assert!(header(&res, "set-cookie").unwrap().contains("; Secure"));
     }

@@ -185,7 +185,12 @@ async fn the_cli_creates_and_approves_users() {
 
 #[tokio::test]
 async fn production_keeps_metrics_off_the_api_listener() {
-    let app = TestApp::sqlite_with(&[("APP_ENV", "production"), ("JWT_ALGORITHMS", "HS256")]).await;
+    let app = TestApp::sqlite_with(&[
+        ("APP_ENV", "production"),
+        ("JWT_ALGORITHMS", "HS256"),
+        ("AV_SCAN", "off"),
+    ])
+    .await;
     let res = app.get("/metrics").send().await.unwrap();
     assert_eq!(res.status().as_u16(), 404);
 }
@@ -203,6 +208,7 @@ async fn metrics_are_served_on_their_own_listener() {
         .spawn_process_with(&[
             ("APP_ENV", "production"),
             ("JWT_ALGORITHMS", "HS256"),
+            ("AV_SCAN", "off"),
             ("METRICS_BIND_ADDR", &metrics_addr),
         ])
         .await;

@@ -198,7 +198,13 @@ async fn storage_sweep_reconciles_bucket_and_table(app: TestApp) {
     let out = sweep(&app, &["--older-than", "0s"]);
     assert!(out.contains("reported only, not deleted"), "{out}");
     assert!(out.contains("failures: 0"), "{out}");
-    let kept_key = format!("report-files/{}", kept.id);
+    let kept_key = app
+        .report_files()
+        .await
+        .into_iter()
+        .find(|r| r.id == kept.id)
+        .expect("the kept file's row")
+        .object_key;
     assert_eq!(
         app.object_versions().await,
         vec![(kept_key, false)],

@@ -5,6 +5,7 @@
 //! [`TestApp`]'s methods in `server.rs`: that file is the one to adapt when
 //! the library's API changes.
 
+pub mod clamd;
 mod oidc;
 mod process;
 mod proxy;

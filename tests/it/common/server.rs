@@ -36,7 +36,7 @@ pub struct TestApp {
 /// A missing server fails the test: it never skips.
 async fn new_postgres_database() -> String {
     let admin_url = postgres_admin_url();
-    let admin = Database::connect(&admin_url)
+    let admin = Database::connect(test_connection(&admin_url))
         .await
         .unwrap_or_else(|e| panic!("PostgreSQL is required at {admin_url}: {e}"));
     let name = format!("rf_test_{}", uuid::Uuid::new_v4().simple());
@@ -65,6 +65,17 @@ pub fn postgres_addr() -> std::net::SocketAddr {
         .unwrap()
         .next()
         .unwrap()
+}
+
+/// A test's own connection: like the server's, without sqlx's reaping task
+/// (it can spin forever when it outlives the test's runtime).
+fn test_connection(url: &str) -> sea_orm::ConnectOptions {
+    let mut options = sea_orm::ConnectOptions::new(url.to_string());
+    options
+        .idle_timeout(None)
+        .max_lifetime(None)
+        .sqlx_logging(false);
+    options
 }
 
 /// Where the PostgreSQL tests connect to create their own databases.
@@ -173,7 +184,7 @@ impl TestApp {
         // Opened after the server's start, which created and migrated it;
         // straight to the database even when the server goes through a proxy.
         let own_url = env.get(DIRECT_DATABASE_URL).unwrap_or(&env["DATABASE_URL"]);
-        let db = Database::connect(own_url)
+        let db = Database::connect(test_connection(own_url))
             .await
             .expect("the test's database connection");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
