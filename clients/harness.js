@@ -59,13 +59,14 @@ async function waitFor(url, child, log) {
 /**
  * Starts the server. `host` is the name clients use for it (`localhost` or
  * `127.0.0.1`): cookies belong to a host name, and CORS compares origins.
+ * `port`: when the test must know it beforehand (a redirect URL names it).
  */
-export async function startServer({ corsOrigins = [], host = '127.0.0.1', env = {} } = {}) {
+export async function startServer({ corsOrigins = [], host = '127.0.0.1', env = {}, port } = {}) {
   if (!fs.existsSync(BIN)) {
     throw new Error(`${BIN} is missing: run \`cargo build\` first (scripts/test-clients does)`);
   }
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'reportfiles-clients-'));
-  const port = await freePort();
+  port ??= await freePort();
   const vars = {
     ...process.env,
     APP_ENV: 'development',
@@ -126,6 +127,29 @@ export async function startServer({ corsOrigins = [], host = '127.0.0.1', env = 
       }
       fs.rmSync(dir, { recursive: true, force: true });
     },
+  };
+}
+
+/**
+ * The test OpenID Provider that `scripts/test-clients` starts
+ * (`ensure_oidc_provider` in scripts/services.sh), and a server's settings
+ * for signing in through it as the `reportfiles` client (private_key_jwt).
+ * Without it the sign-in tests fail: they never skip.
+ */
+export function oidcProvider() {
+  const issuer = process.env.TEST_OIDC_ISSUER;
+  if (!issuer) {
+    throw new Error('TEST_OIDC_ISSUER is unset: run scripts/test-clients, which starts the test OpenID Provider');
+  }
+  return {
+    issuer,
+    /** The server's OIDC settings when it listens on `base`. */
+    vars: (base) => ({
+      OIDC_ISSUER_URL: issuer,
+      OIDC_CLIENT_ID: 'reportfiles',
+      OIDC_CLIENT_PRIVATE_KEY_FILE: path.join(REPO, 'tests/fixtures/oidc_client_private.pem'),
+      OIDC_REDIRECT_URL: `${base}/auth/callback`,
+    }),
   };
 }
 

@@ -219,3 +219,55 @@ ensure_clamd() {
     esac
   done
 }
+
+# The OpenID Provider of the sign-in tests: oidc-provider (npm, pinned in
+# tests/oidc-provider/package-lock.json) on loopback, with fixed test
+# clients and users (tests/oidc-provider/provider.mjs says which). Starts
+# the shared instance on OIDC_PORT and exports its issuer; the tests that
+# rotate its keys, forge its tokens or stop it start private ones from the
+# same script. Needs Node.js >= 20.19 and npm; without them the tests fail.
+OIDC_PORT="${REPORTFILES_OIDC_PORT:-28120}"
+export TEST_OIDC_ISSUER="http://127.0.0.1:$OIDC_PORT"
+
+ensure_oidc_provider() {
+  local dir=tests/oidc-provider
+  if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+    echo "Node.js >= 20.19 and npm are required for the sign-in tests (tests/oidc-provider)" >&2
+    return 1
+  fi
+  node -e 'const [a, b] = process.versions.node.split(".").map(Number); process.exit(a > 20 || (a === 20 && b >= 19) ? 0 : 1)' || {
+    echo "Node.js >= 20.19 is required for oidc-provider (found $(node --version))" >&2
+    return 1
+  }
+  # npm ci again only when the lockfile changed since the last install.
+  if ! [ "$dir/node_modules/.installed" -nt "$dir/package-lock.json" ]; then
+    (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error) || return 1
+    touch "$dir/node_modules/.installed"
+  fi
+  local logdir="${REPORTFILES_OIDC_DIR:-$PWD/target/oidc-provider}"
+  mkdir -p "$logdir"
+  # The instance this script started from other sources is stopped (by its
+  # own pid) and started anew; one that answers from these sources is kept.
+  local sum
+  sum=$(cat "$dir/provider.mjs" "$dir/package-lock.json" | sha256sum | cut -d' ' -f1)
+  if curl -s -o /dev/null "$TEST_OIDC_ISSUER/.well-known/openid-configuration"; then
+    if [ "$(cat "$logdir/provider.sum" 2>/dev/null)" = "$sum" ] || ! [ -s "$logdir/provider.pid" ]; then
+      return 0
+    fi
+    kill "$(cat "$logdir/provider.pid")" 2>/dev/null || true
+    for _ in $(seq 1 25); do
+      curl -s -o /dev/null "$TEST_OIDC_ISSUER/.well-known/openid-configuration" || break
+      sleep 0.2
+    done
+  fi
+  PORT="$OIDC_PORT" nohup node "$dir/provider.mjs" >"$logdir/provider.log" 2>&1 &
+  echo $! >"$logdir/provider.pid"
+  echo "$sum" >"$logdir/provider.sum"
+  for _ in $(seq 1 50); do
+    curl -s -o /dev/null "$TEST_OIDC_ISSUER/.well-known/openid-configuration" && return 0
+    sleep 0.2
+  done
+  echo "the test OpenID Provider did not start; its log:" >&2
+  tail -n 30 "$logdir/provider.log" >&2
+  return 1
+}

@@ -5,14 +5,18 @@
 //! and requests reach rows only through the capabilities that `gate` hands
 //! out (`access`).
 
-use std::{ops::Deref, sync::Arc};
+use std::{ops::Deref, sync::Arc, time::Duration};
 
 use axum::http::HeaderMap;
 use sea_orm::DatabaseConnection;
 
 use crate::{
     access::{Access, AuditLog, Gate},
-    auth::{self, KeyError, Tokens},
+    auth::{
+        self, CredentialSource, KeyError, Sessions, Tokens,
+        jwks::RemoteKeys,
+        oidc::{ProviderHttp, Providers},
+    },
     config::Config,
     db,
     error::{AppError, AppResult},
@@ -24,7 +28,12 @@ use crate::{
 pub struct App {
     pub config: Config,
     pub storage: Storage,
+    /// Verifies bearer tokens.
     pub tokens: Tokens,
+    /// Signs and reads the session cookie.
+    pub sessions: Sessions,
+    /// The OpenID providers people sign in with (none: no `/auth/login`).
+    pub oidc: Providers,
     pub metrics: Metrics,
     /// Turns a request's token into its `Access`.
     pub gate: Gate,
@@ -106,7 +115,7 @@ impl App {
     /// Reads keys, connects, migrates and seeds: everything `serve` needs
     /// before it listens.
     pub async fn start(config: Config) -> Result<AppState, StartError> {
-        let tokens = Tokens::load(&config.tokens)?;
+        let (tokens, sessions, oidc) = Self::start_auth(&config).await?;
         let storage = Storage::new(&config.storage, &config.uploads)?;
         // Staging files of the local backend are only left by a process
         // that died mid-upload: nothing else would ever remove them.
@@ -130,6 +139,8 @@ impl App {
             config,
             storage,
             tokens,
+            sessions,
+            oidc,
             metrics,
             gate,
             audit_log,
@@ -139,11 +150,64 @@ impl App {
         })))
     }
 
-    /// Who sent these headers. A missing or invalid token is anonymous:
-    /// whatever needs a user then answers `UNAUTHENTICATED`.
+    /// Reads the keys and the session secret, and fetches the keys of the
+    /// JWKS URL and the OpenID providers (side by side; one that does not
+    /// answer is logged and retried in the background).
+    async fn start_auth(config: &Config) -> Result<(Tokens, Sessions, Providers), StartError> {
+        let mut tokens = Tokens::load(&config.tokens)?;
+        let sessions = Sessions::load(&config.sessions)?;
+        let leeway = Duration::from_secs(config.tokens.leeway_secs);
+        let oidc = Providers::new(&config.oidc, config.tokens.jwks_cache_ttl, leeway)?;
+        let jwks_url = config.tokens.jwks_url.as_ref().map(|url| {
+            let http = ProviderHttp::new();
+            let target = url.to_string();
+            RemoteKeys::new(
+                format!("JWT_JWKS_URL ({url})"),
+                config.tokens.jwks_cache_ttl,
+                Box::new(move || {
+                    let (http, target) = (http.clone(), target.clone());
+                    Box::pin(async move { http.get(&target).await })
+                }),
+            )
+        });
+        let fetch_jwks_url = async {
+            if let Some(keys) = &jwks_url {
+                keys.start().await;
+            }
+        };
+        tokio::join!(fetch_jwks_url, oidc.start());
+        if let Some(keys) = jwks_url {
+            tokens.trust(config.tokens.issuer.clone(), keys);
+        }
+        // A provider's access tokens (API clients) verify with its keys.
+        for provider in oidc.iter() {
+            tokens.trust(provider.issuer(), provider.keys().clone());
+        }
+        Ok((tokens, sessions, oidc))
+    }
+
+    /// Who sent these headers: a bearer token, or the session cookie. A
+    /// missing or invalid one is anonymous: whatever needs a user then
+    /// answers `UNAUTHENTICATED`. Why a token was refused is logged (never
+    /// the token).
     pub async fn access(&self, headers: &HeaderMap) -> AppResult<Access> {
-        let claims = auth::token_from_headers(headers, &self.config.sessions.cookie_name)
-            .and_then(|(token, _)| self.tokens.verify(token));
+        let claims = match auth::token_from_headers(headers, &self.config.sessions.cookie_name) {
+            None => None,
+            Some((token, CredentialSource::Bearer)) => match self.tokens.verify(token).await {
+                Ok(claims) => Some(claims),
+                Err(why) => {
+                    tracing::info!(reason = %why, "bearer token refused");
+                    None
+                }
+            },
+            Some((token, CredentialSource::Cookie)) => match self.sessions.verify(token) {
+                Ok(session) => Some(session.claims()),
+                Err(why) => {
+                    tracing::info!(reason = %why, "session cookie refused");
+                    None
+                }
+            },
+        };
         self.gate.access(claims.as_ref()).await
     }
 

@@ -78,10 +78,13 @@ impl Gate {
     }
 
     /// Signs `claims`' subject in: their user (created `PENDING` if new),
-    /// with the time of this sign-in recorded.
+    /// with the time of this sign-in, and the email and name of `claims`,
+    /// recorded.
     pub async fn sign_in(&self, claims: &Claims) -> AppResult<user::Model> {
         let principal = users::principal_for_claims(&self.db.conn, claims).await?;
-        users::record_login(&self.db.conn, principal.user.id).await
+        let user = users::record_login(&self.db.conn, principal.user.id, claims).await?;
+        self.forget(&user.subject).await;
+        Ok(user)
     }
 
     /// Drops what is known of `subject`, after their access changed.

@@ -86,13 +86,25 @@ async fn find_by_subject(
         .await?)
 }
 
-pub(super) async fn record_login(db: &DatabaseConnection, user_id: i64) -> AppResult<user::Model> {
+/// Records a sign-in, with the email and name the identity provider gave
+/// now (people change them there; what it did not give is kept).
+pub(super) async fn record_login(
+    db: &DatabaseConnection,
+    user_id: i64,
+    claims: &Claims,
+) -> AppResult<user::Model> {
     let mut active: user::ActiveModel = user::Entity::find_by_id(user_id)
         .one(db)
         .await?
         .ok_or(AppError::NotFound)?
         .into();
     active.last_login_at = Set(Some(Utc::now()));
+    if let Some(email) = &claims.email {
+        active.email = Set(Some(email.clone()));
+    }
+    if let Some(name) = &claims.name {
+        active.name = Set(Some(name.clone()));
+    }
     Ok(active.update(db).await?)
 }
 

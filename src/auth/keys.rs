@@ -6,13 +6,13 @@ use std::path::Path;
 use jsonwebtoken::jwk::JwkSet;
 use secrecy::{ExposeSecret, SecretBox};
 
-use crate::config::{Hs256Secret, TokenConfig};
+use crate::config::{Hs256Secret, SessionSecret, TokenConfig};
 
 #[derive(Debug, thiserror::Error)]
 pub enum KeyError {
     #[error("{var}: cannot read `{path}`: {source}")]
     Read {
-        var: &'static str,
+        var: std::borrow::Cow<'static, str>,
         path: String,
         source: std::io::Error,
     },
@@ -25,10 +25,23 @@ pub enum KeyError {
     },
     #[error("JWT_HS256_SECRET cannot be used as a key")]
     BadSecret,
+    #[error("SESSION_SECRET cannot be used as a key")]
+    BadSessionSecret,
     #[error("JWT_PUBLIC_KEY_FILE is neither an RSA nor an EC public key in PEM form")]
     BadPem,
     #[error("JWT_JWKS_FILE is not a valid JWKS document: {0}")]
     BadJwks(String),
+    #[error(
+        "SESSION_SECRET is unset, and the development secret file `{path}` could not be used: {source}"
+    )]
+    DevelopmentSessionSecret {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error(
+        "{var}: `{path}` is not a PEM private key (PKCS#8 or PKCS#1 RSA, or PKCS#8/SEC1 EC P-256)"
+    )]
+    BadClientKey { var: String, path: String },
 }
 
 /// What the configured key files and secret hold.
@@ -68,13 +81,80 @@ pub(super) fn load(cfg: &TokenConfig) -> Result<KeyMaterial, KeyError> {
     })
 }
 
+/// The session secret: given, or the development one (made on first use).
+pub(super) fn session_secret(secret: &SessionSecret) -> Result<SecretBox<[u8]>, KeyError> {
+    match secret {
+        SessionSecret::Given(s) => Ok(secret_bytes(s.expose_secret().as_bytes())),
+        SessionSecret::DevelopmentFile(path) => {
+            development_secret(path).map_err(|source| KeyError::DevelopmentSessionSecret {
+                path: path.display().to_string(),
+                source,
+            })
+        }
+    }
+}
+
+/// The private key this server signs its `private_key_jwt` client
+/// assertions with, and the algorithm that goes with it (RSA: RS256, EC
+/// P-256: ES256). `var` names the setting, for the error.
+pub(super) fn client_signing_key(
+    var: &str,
+    path: &Path,
+) -> Result<(jsonwebtoken::EncodingKey, jsonwebtoken::Algorithm), KeyError> {
+    use jsonwebtoken::{Algorithm, EncodingKey};
+    let pem = std::fs::read(path).map_err(|source| KeyError::Read {
+        var: var.to_string().into(),
+        path: path.display().to_string(),
+        source,
+    })?;
+    let bad = || KeyError::BadClientKey {
+        var: var.to_string(),
+        path: path.display().to_string(),
+    };
+    // Only a private key will do: a public key or certificate in the file
+    // would otherwise fail later, at the provider.
+    let text = std::str::from_utf8(&pem).map_err(|_| bad())?;
+    if !text.contains("PRIVATE KEY-----") {
+        return Err(bad());
+    }
+    if text.contains("BEGIN RSA PRIVATE KEY") {
+        return EncodingKey::from_rsa_pem(&pem)
+            .map(|k| (k, Algorithm::RS256))
+            .map_err(|_| bad());
+    }
+    if text.contains("BEGIN EC PRIVATE KEY") {
+        return EncodingKey::from_ec_pem(&pem)
+            .map(|k| (k, Algorithm::ES256))
+            .map_err(|_| bad());
+    }
+    // PKCS#8 says its algorithm inside: try RSA, then EC, and sign a probe
+    // to be sure the key works with that algorithm.
+    for alg in [Algorithm::RS256, Algorithm::ES256] {
+        let key = match alg {
+            Algorithm::RS256 => EncodingKey::from_rsa_pem(&pem),
+            _ => EncodingKey::from_ec_pem(&pem),
+        };
+        if let Ok(key) = key {
+            let probe = jsonwebtoken::encode(
+                &jsonwebtoken::Header::new(alg),
+                &serde_json::json!({ "probe": true }),
+                &key,
+            );
+            if probe.is_ok() {
+                return Ok((key, alg));
+            }
+        }
+    }
+    Err(bad())
+}
+
 fn secret_bytes(bytes: &[u8]) -> SecretBox<[u8]> {
     SecretBox::new(bytes.to_vec().into_boxed_slice())
 }
 
 fn read(var: &'static str, path: &Path) -> Result<Vec<u8>, KeyError> {
     std::fs::read(path).map_err(|source| KeyError::Read {
-        var,
+        var: var.into(),
         path: path.display().to_string(),
         source,
     })
@@ -133,6 +213,28 @@ mod tests {
             let mode = std::fs::metadata(&path).unwrap().permissions().mode();
             assert_eq!(mode & 0o777, 0o600, "only its owner may read it");
         }
+    }
+
+    #[test]
+    fn client_keys_are_rsa_or_ec_private_keys() {
+        let fixture = |name: &str| {
+            std::path::PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures"))
+                .join(name)
+        };
+        let (_, alg) = client_signing_key(
+            "OIDC_CLIENT_PRIVATE_KEY_FILE",
+            &fixture("oidc_client_private.pem"),
+        )
+        .unwrap();
+        assert_eq!(alg, jsonwebtoken::Algorithm::RS256);
+        let (_, alg) =
+            client_signing_key("OIDC_CLIENT_PRIVATE_KEY_FILE", &fixture("ec_private.pem")).unwrap();
+        assert_eq!(alg, jsonwebtoken::Algorithm::ES256);
+        let err = client_signing_key("OIDC_X_CLIENT_PRIVATE_KEY_FILE", &fixture("rsa_public.pem"))
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(err.contains("OIDC_X_CLIENT_PRIVATE_KEY_FILE"), "{err}");
     }
 
     #[test]

@@ -6,34 +6,37 @@
 mod cors;
 mod database;
 mod graphql;
+mod oidc;
 mod scan;
 mod server;
 mod storage;
 mod tokens;
 mod uploads;
 
-use std::str::FromStr;
+use std::{borrow::Cow, str::FromStr};
 
 pub use cors::CorsConfig;
 pub use database::DatabaseConfig;
 pub use graphql::{GraphqlConfig, Introspection};
+pub use oidc::{ClientAuth, DEFAULT_PROVIDER, OidcConfig, ProviderConfig};
 pub use scan::{AvScan, ClamdAddr, DEFAULT_CLAMD_TIMEOUT_SECS, ScanConfig, banner_warning};
 pub use server::{ConnectionLimits, ServerConfig};
 pub use storage::{S3Config, StorageBackend, StorageConfig};
-pub use tokens::{Hs256Secret, SessionConfig, TokenConfig};
+pub use tokens::{Hs256Secret, SessionConfig, SessionSecret, TokenConfig};
 pub use uploads::{DEFAULT_EXTENSIONS, UploadConfig};
 
 #[derive(Debug, thiserror::Error)]
 #[error("invalid value for {name}: {reason}")]
 pub struct ConfigError {
-    pub name: &'static str,
+    /// The variable; built at run time for the `OIDC_<NAME>_*` ones.
+    pub name: Cow<'static, str>,
     pub reason: String,
 }
 
 impl ConfigError {
-    pub(crate) fn new(name: &'static str, reason: impl Into<String>) -> Self {
+    pub(crate) fn new(name: impl Into<Cow<'static, str>>, reason: impl Into<String>) -> Self {
         ConfigError {
-            name,
+            name: name.into(),
             reason: reason.into(),
         }
     }
@@ -54,6 +57,7 @@ pub struct Config {
     pub uploads: UploadConfig,
     pub tokens: TokenConfig,
     pub sessions: SessionConfig,
+    pub oidc: OidcConfig,
     pub cors: CorsConfig,
     pub graphql: GraphqlConfig,
     pub scan: ScanConfig,
@@ -93,14 +97,18 @@ impl Config {
                 ));
             }
         };
+        let tokens = TokenConfig::parse(&env, environment)?;
+        let oidc = OidcConfig::parse(&env, environment)?;
+        tokens.check_key_sources(&oidc, environment)?;
         Ok(Config {
             environment,
             server: ServerConfig::parse(&env, environment)?,
             database: DatabaseConfig::parse(&env)?,
             storage: StorageConfig::parse(&env)?,
             uploads: UploadConfig::parse(&env)?,
-            tokens: TokenConfig::parse(&env, environment)?,
+            tokens,
             sessions: SessionConfig::parse(&env, environment)?,
+            oidc,
             cors: CorsConfig::parse(&env)?,
             graphql: GraphqlConfig::parse(&env, environment)?,
             scan: ScanConfig::parse(&env, environment)?,
@@ -184,7 +192,10 @@ pub(crate) mod tests {
     use super::*;
     use std::collections::HashMap;
 
-    /// A configuration from `vars`, with a valid HS256 secret unless given.
+    /// A configuration from `vars`, with a valid HS256 secret and session
+    /// secret unless given. A production one also gets a JWKS URL unless
+    /// it names its keys (a JWKS URL or an OIDC provider): production
+    /// refuses to start without, and most tests are about something else.
     pub(crate) fn config(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
         let mut map: HashMap<String, String> = vars
             .iter()
@@ -192,6 +203,18 @@ pub(crate) mod tests {
             .collect();
         map.entry("JWT_HS256_SECRET".into())
             .or_insert_with(|| "x".repeat(32));
+        map.entry("SESSION_SECRET".into())
+            .or_insert_with(|| "s".repeat(32));
+        let production = map.get("APP_ENV").is_some_and(|e| e == "production");
+        let names_keys = ["JWT_JWKS_URL", "OIDC_ISSUER_URL", "OIDC_PROVIDERS"]
+            .iter()
+            .any(|k| map.contains_key(*k));
+        if production && !names_keys {
+            map.insert(
+                "JWT_JWKS_URL".into(),
+                "https://idp.example.gov/jwks.json".into(),
+            );
+        }
         Config::from_lookup(move |k| map.get(k).cloned())
     }
 
@@ -265,6 +288,7 @@ pub(crate) mod tests {
             ("AWS_ACCESS_KEY_ID", "AKIAEXAMPLE"),
             ("AWS_SECRET_ACCESS_KEY", "aws-s3cret-key"),
             ("AWS_SESSION_TOKEN", "aws-session-t0ken"),
+            ("SESSION_SECRET", "sess-s3cret-sess-s3cret-sess-s3cret"),
         ])
         .unwrap();
         let printed = format!("{c:?}");
@@ -273,6 +297,7 @@ pub(crate) mod tests {
             "pa55word",
             "aws-s3cret-key",
             "aws-session-t0ken",
+            "sess-s3cret",
         ] {
             assert!(!printed.contains(secret), "{secret} in {printed}");
         }

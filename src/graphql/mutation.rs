@@ -19,18 +19,23 @@ pub struct Mutation;
 
 #[Object]
 impl Mutation {
-    /// Verifies `token` and answers with an HttpOnly session cookie holding
-    /// it, so that plain `<a href>` downloads are authenticated.
+    /// For development and tests: verifies `token` (a bearer JWT) and
+    /// answers with the HttpOnly session cookie, so that plain `<a href>`
+    /// downloads are authenticated. The session ends with the token (or
+    /// `SESSION_TTL_SECS`, if sooner). People sign in through
+    /// `GET /auth/login` (OpenID Connect).
     #[graphql(complexity = "cost::statements(2, child_complexity)")]
     async fn login(&self, ctx: &Context<'_>, token: String) -> GqlResult<User> {
         let app = ctx.app()?;
-        let token = token.trim();
-        let claims = app.tokens.verify(token).ok_or(AppError::Unauthenticated)?;
+        let claims = app.tokens.verify(token.trim()).await.map_err(|why| {
+            tracing::info!(reason = %why, "login: token refused");
+            AppError::Unauthenticated
+        })?;
         let user = app.gate.sign_in(&claims).await?;
-        let max_age = claims.exp.saturating_sub(auth::now_secs());
+        let (session, max_age) = app.sessions.issue(&claims, None, Some(claims.exp));
         ctx.append_http_header(
             SET_COOKIE,
-            auth::session_cookie(&app.config.sessions, token, max_age),
+            auth::session_cookie(&app.config.sessions, &session, max_age),
         );
         Ok(User::own(user))
     }

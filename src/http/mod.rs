@@ -10,6 +10,7 @@
 //! | `ops` | `/healthz`, `/readyz` |
 //! | `metrics` | `/metrics`, and the layer that counts requests |
 //! | `graphiql` | the GraphiQL page's assets |
+//! | `signin` | `/auth/login`, `/auth/callback`, `/auth/logout`, `/auth/signed-out` (OpenID Connect) |
 //! | `slots` | how many GraphQL requests one caller may have running |
 
 mod connections;
@@ -22,6 +23,7 @@ mod metrics;
 mod multipart;
 mod ops;
 mod shape;
+mod signin;
 mod slots;
 
 use std::{future::Future, time::Duration};
@@ -58,7 +60,8 @@ pub fn router(app: AppState) -> Router {
     let mut routes = Router::new()
         .merge(graphiql::router())
         .merge(ops::router())
-        .merge(download::router());
+        .merge(download::router())
+        .merge(signin::router());
     if metrics_on_api(&app) {
         routes = routes.merge(metrics::router());
     }

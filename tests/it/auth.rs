@@ -170,10 +170,29 @@ async fn login_sets_an_http_only_cookie_that_authenticates(app: TestApp) {
     let body: Value = res.json().await.unwrap();
     assert_eq!(body["data"]["login"]["subject"], "cookie-user");
     assert!(body["data"]["login"]["lastLoginAt"].is_string());
-    assert!(
-        cookie.starts_with(&format!("reportfiles_session={token};")),
-        "{cookie}"
-    );
+    // The cookie holds a session of the server's own, not the token, and
+    // ends when the token does (it has an hour left).
+    let value = cookie
+        .strip_prefix("reportfiles_session=")
+        .and_then(|rest| rest.split(';').next())
+        .unwrap_or_else(|| panic!("{cookie}"));
+    assert_ne!(value, token);
+    let session: Value = serde_json::from_slice(
+        &URL_SAFE_NO_PAD
+            .decode(value.split('.').nth(1).unwrap())
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(session["iss"], "reportfiles-session");
+    assert_eq!(session["sub"], "cookie-user");
+    let max_age: u64 = cookie
+        .split("Max-Age=")
+        .nth(1)
+        .and_then(|rest| rest.split(';').next())
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((3590..=3600).contains(&max_age), "{cookie}");
     for attr in ["HttpOnly", "SameSite=Lax", "Path=/"] {
         assert!(cookie.contains(attr), "{attr} missing: {cookie}");
     }
@@ -228,6 +247,7 @@ async fn logout_clears_the_cookie(app: TestApp) {
 async fn cross_site_form_posts_cannot_use_the_cookie(app: TestApp) {
     let (target, _) = app.pending("victim-target").await;
     let (_, admin) = app.admin().await;
+    let session = app.session_cookie(&admin).await;
     let mutation = format!(
         "mutation {{ setUserAccess(userId: \"{}\", role: SYSTEM_ADMIN, status: APPROVED) {{ id }} }}",
         target.id
@@ -242,7 +262,7 @@ async fn cross_site_form_posts_cannot_use_the_cookie(app: TestApp) {
     ] {
         let res = app
             .post("/graphql")
-            .header("cookie", format!("reportfiles_session={admin}"))
+            .header("cookie", &session)
             .header("content-type", content_type)
             .header("origin", "https://evil.example")
             .body(json_body.clone())
@@ -263,6 +283,18 @@ async fn cross_site_form_posts_cannot_use_the_cookie(app: TestApp) {
         json!([{ "subject": "victim-target" }]),
         "nothing changed"
     );
+}
+
+async fn a_token_in_the_cookie_is_no_session_and_a_session_is_no_bearer_token(app: TestApp) {
+    let token = app.token("someone");
+    let me = app
+        .me_with_cookie(&format!("reportfiles_session={token}"))
+        .await;
+    assert_eq!(me, Value::Null, "a bearer token is not a session");
+    let session = app.session_cookie(&token).await;
+    assert_eq!(app.me_with_cookie(&session).await["subject"], "someone");
+    let value = session.split_once('=').unwrap().1;
+    assert_refused(&app, value, "a session token as a bearer token").await;
 }
 
 mod sqlite_only {
@@ -312,4 +344,5 @@ db_tests!(
     login_with_a_bad_token_sets_no_cookie,
     logout_clears_the_cookie,
     cross_site_form_posts_cannot_use_the_cookie,
+    a_token_in_the_cookie_is_no_session_and_a_session_is_no_bearer_token,
 );

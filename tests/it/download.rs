@@ -373,9 +373,10 @@ async fn a_file_read_before_is_still_refused_to_others(app: TestApp) {
 async fn the_session_cookie_authenticates_downloads(app: TestApp) {
     let (_, token) = app.analyst("analyst", ALABAMA).await;
     let f = app.upload_file(&token, ALABAMA, "a.txt", text(10)).await;
+    let session = app.session_cookie(&token).await;
     let res = app
         .get(&f.url)
-        .header("cookie", format!("reportfiles_session={token}"))
+        .header("cookie", session)
         .send()
         .await
         .unwrap();

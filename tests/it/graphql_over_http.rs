@@ -72,10 +72,11 @@ async fn get_takes_json_encoded_variables_and_an_operation_name() {
 async fn a_mutation_over_get_is_refused_with_405_and_not_run() {
     let app = TestApp::sqlite().await;
     let (_, admin) = app.admin().await;
+    let session = app.session_cookie(&admin).await;
     let res = get(
         &app,
         &[("query", "mutation { logout }")],
-        &[("cookie", &format!("reportfiles_session={admin}"))],
+        &[("cookie", &session)],
     )
     .await;
     assert_eq!(res.status().as_u16(), 405);

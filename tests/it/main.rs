@@ -13,6 +13,7 @@ mod graphql_api;
 mod graphql_limits;
 mod graphql_over_http;
 mod multipart_bounds;
+mod oidc;
 mod ops;
 mod outages;
 mod scan;

@@ -407,9 +407,10 @@ async fn multipart_without_the_preflight_header_is_refused(app: TestApp) {
         part("0", Some("a.txt"), "hello")
     );
     // What a cross-site HTML form could send with the victim's cookie.
+    let session = app.session_cookie(&admin).await;
     let res = app
         .post("/graphql")
-        .header("cookie", format!("reportfiles_session={admin}"))
+        .header("cookie", session)
         .header("content-type", MULTIPART)
         .body(body)
         .send()

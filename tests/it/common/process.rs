@@ -102,12 +102,16 @@ impl TestApp {
             .unwrap()
             .port();
         let output = self.dir.path().join(format!("server-{port}.log"));
+        let mut env = self.env.clone();
+        env.extend(vars.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        super::server::give_production_keys(&mut env);
         let child = Command::new(env!("CARGO_BIN_EXE_reportfiles"))
             .arg("serve")
             .current_dir(self.dir.path())
-            .envs(&self.env)
+            .envs(&env)
             .env("BIND_ADDR", format!("127.0.0.1:{port}"))
             .env("RUST_LOG", "warn")
+            // The test's own variables win, over those two as well.
             .envs(vars.iter().copied())
             .stdout(Stdio::from(std::fs::File::create(&output).unwrap()))
             .spawn()

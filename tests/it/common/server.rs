@@ -173,10 +173,12 @@ impl TestApp {
 
     async fn start(dir: TempDir, mut env: HashMap<String, String>, vars: &[(&str, &str)]) -> Self {
         env.insert("JWT_HS256_SECRET".into(), "test-secret-".repeat(4));
+        env.insert("SESSION_SECRET".into(), "test-session-secret-".repeat(3));
         env.insert("LOG_JSON".into(), "false".into());
         for (k, v) in vars {
             env.insert(k.to_string(), v.to_string());
         }
+        give_production_keys(&mut env);
         let config = Config::from_lookup(|k| env.get(k).cloned()).expect("test config");
         let state = App::start(config).await.expect("server state");
         // Opened after the server's start, which created and migrated it;
@@ -442,6 +444,20 @@ impl TestApp {
             })
             .await
             .unwrap()
+    }
+}
+
+/// Production refuses to start without keys from an identity provider: a
+/// production test of something else gets a JWKS URL where nothing answers.
+pub(super) fn give_production_keys(env: &mut HashMap<String, String>) {
+    let names_keys = ["JWT_JWKS_URL", "OIDC_ISSUER_URL", "OIDC_PROVIDERS"]
+        .iter()
+        .any(|k| env.contains_key(*k));
+    if env.get("APP_ENV").is_some_and(|e| e == "production") && !names_keys {
+        env.insert(
+            "JWT_JWKS_URL".into(),
+            "https://127.0.0.1:9/jwks.json".into(),
+        );
     }
 }
 
