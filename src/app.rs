@@ -191,24 +191,37 @@ impl App {
     /// answers `UNAUTHENTICATED`. Why a token was refused is logged (never
     /// the token).
     pub async fn access(&self, headers: &HeaderMap) -> AppResult<Access> {
+        let mut refused: Option<String> = None;
         let claims = match auth::token_from_headers(headers, &self.config.sessions.cookie_name) {
+            None if headers.contains_key(axum::http::header::AUTHORIZATION) => {
+                refused = Some("the Authorization header must be `Bearer <token>`".into());
+                None
+            }
             None => None,
             Some((token, CredentialSource::Bearer)) => match self.tokens.verify(token).await {
                 Ok(claims) => Some(claims),
                 Err(why) => {
-                    tracing::info!(reason = %why, "bearer token refused");
+                    refused = Some(why.to_string());
                     None
                 }
             },
             Some((token, CredentialSource::Cookie)) => match self.sessions.verify(token) {
                 Ok(session) => Some(session.claims()),
                 Err(why) => {
-                    tracing::info!(reason = %why, "session cookie refused");
+                    refused = Some(format!("the session cookie: {why}; sign in again"));
                     None
                 }
             },
         };
-        self.gate.access(claims.as_ref()).await
+        if let Some(reason) = &refused {
+            // The reason, never the token.
+            tracing::info!(%reason, "credentials refused");
+        }
+        let access = self.gate.access(claims.as_ref()).await?;
+        Ok(match refused {
+            Some(reason) => access.refused_because(reason),
+            None => access,
+        })
     }
 
     /// Whether the database answers.

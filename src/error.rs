@@ -13,8 +13,15 @@ pub type AppResult<T> = Result<T, AppError>;
 pub enum AppError {
     #[error("authentication required")]
     Unauthenticated,
+    /// Credentials were sent and refused: the message says why (never the
+    /// token itself).
+    #[error("authentication required: {0}")]
+    InvalidToken(String),
     #[error("not allowed")]
     Forbidden,
+    /// Not allowed, and the message says why and what to do.
+    #[error("not allowed: {0}")]
+    Denied(String),
     #[error("not found")]
     NotFound,
     /// The message is shown to the client: write it for them.
@@ -45,6 +52,15 @@ pub enum AppError {
 }
 
 impl AppError {
+    pub fn denied(why: impl Into<String>) -> Self {
+        AppError::Denied(why.into())
+    }
+
+    /// Whether this is a refusal (`FORBIDDEN`), with or without a reason.
+    pub fn is_forbidden(&self) -> bool {
+        matches!(self, AppError::Forbidden | AppError::Denied(_))
+    }
+
     pub fn bad_input(msg: impl Into<String>) -> Self {
         AppError::BadInput(msg.into())
     }
@@ -58,7 +74,9 @@ impl AppError {
     pub fn shared(e: std::sync::Arc<AppError>) -> Self {
         match &*e {
             AppError::Unauthenticated => AppError::Unauthenticated,
+            AppError::InvalidToken(r) => AppError::InvalidToken(r.clone()),
             AppError::Forbidden => AppError::Forbidden,
+            AppError::Denied(why) => AppError::Denied(why.clone()),
             AppError::NotFound => AppError::NotFound,
             AppError::BadInput(m) => AppError::BadInput(m.clone()),
             AppError::PayloadTooLarge { limit } => AppError::PayloadTooLarge { limit: *limit },
@@ -75,8 +93,8 @@ impl AppError {
 
     pub fn code(&self) -> &'static str {
         match self {
-            AppError::Unauthenticated => "UNAUTHENTICATED",
-            AppError::Forbidden => "FORBIDDEN",
+            AppError::Unauthenticated | AppError::InvalidToken(_) => "UNAUTHENTICATED",
+            AppError::Forbidden | AppError::Denied(_) => "FORBIDDEN",
             AppError::NotFound => "NOT_FOUND",
             // The contract has no code of its own for it: it is the
             // client's to fix, by sending fewer requests at once.
@@ -92,8 +110,8 @@ impl AppError {
 
     pub fn status(&self) -> StatusCode {
         match self {
-            AppError::Unauthenticated => StatusCode::UNAUTHORIZED,
-            AppError::Forbidden => StatusCode::FORBIDDEN,
+            AppError::Unauthenticated | AppError::InvalidToken(_) => StatusCode::UNAUTHORIZED,
+            AppError::Forbidden | AppError::Denied(_) => StatusCode::FORBIDDEN,
             AppError::NotFound => StatusCode::NOT_FOUND,
             AppError::BadInput(_) => StatusCode::BAD_REQUEST,
             AppError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
@@ -188,6 +206,11 @@ impl IntoResponse for AppError {
                     .headers_mut()
                     .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
             }
+            AppError::InvalidToken(reason) => {
+                response
+                    .headers_mut()
+                    .insert(header::WWW_AUTHENTICATE, invalid_token_challenge(&reason));
+            }
             AppError::TooManyRequests { .. } => {
                 response
                     .headers_mut()
@@ -209,12 +232,38 @@ pub struct GqlError(async_graphql::Error);
 
 pub type GqlResult<T> = Result<T, GqlError>;
 
+/// RFC 6750 §3: `Bearer error="invalid_token", error_description="…"`. The
+/// description may hold only printable ASCII other than `"` and `\`.
+pub fn invalid_token_challenge(reason: &str) -> HeaderValue {
+    let description: String = reason
+        .chars()
+        .map(|c| match c {
+            '"' | '\\' => '\'',
+            c if (' '..='~').contains(&c) => c,
+            _ => '?',
+        })
+        .collect();
+    HeaderValue::from_str(&format!(
+        "Bearer error=\"invalid_token\", error_description=\"{description}\""
+    ))
+    .unwrap_or_else(|_| HeaderValue::from_static("Bearer error=\"invalid_token\""))
+}
+
 impl From<AppError> for GqlError {
     fn from(e: AppError) -> Self {
         e.log();
         let code = e.code();
+        let reason = match &e {
+            AppError::InvalidToken(reason) => Some(reason.clone()),
+            _ => None,
+        };
         GqlError(
-            async_graphql::Error::new(e.to_string()).extend_with(|_, ext| ext.set("code", code)),
+            async_graphql::Error::new(e.to_string()).extend_with(|_, ext| {
+                ext.set("code", code);
+                if let Some(reason) = &reason {
+                    ext.set("reason", reason.as_str());
+                }
+            }),
         )
     }
 }
@@ -250,7 +299,13 @@ mod tests {
     fn every_variant_has_a_code_and_a_status() {
         let cases = [
             (AppError::Unauthenticated, "UNAUTHENTICATED", 401),
+            (
+                AppError::InvalidToken("the token has expired".into()),
+                "UNAUTHENTICATED",
+                401,
+            ),
             (AppError::Forbidden, "FORBIDDEN", 403),
+            (AppError::denied("why"), "FORBIDDEN", 403),
             (AppError::NotFound, "NOT_FOUND", 404),
             (AppError::bad_input("x"), "BAD_USER_INPUT", 400),
             (

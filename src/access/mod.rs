@@ -68,6 +68,10 @@ pub struct Access {
     caller: Caller,
     db: Db,
     budget: Budget,
+    /// Why the request's credentials were refused, when it had some: what
+    /// an anonymous caller is told instead of a bare "authentication
+    /// required".
+    refused: Option<Arc<str>>,
 }
 
 impl std::fmt::Debug for Access {
@@ -197,7 +201,27 @@ pub struct UserAdmin {
 
 impl Access {
     fn new(caller: Caller, db: Db, budget: Budget) -> Self {
-        Access { caller, db, budget }
+        Access {
+            caller,
+            db,
+            budget,
+            refused: None,
+        }
+    }
+
+    /// This anonymous access, with the reason its credentials were refused.
+    pub(crate) fn refused_because(mut self, reason: impl Into<Arc<str>>) -> Self {
+        self.refused = Some(reason.into());
+        self
+    }
+
+    /// The error of an anonymous caller: with the reason its token was
+    /// refused, when it sent one.
+    fn unauthenticated(&self) -> AppError {
+        match &self.refused {
+            Some(reason) => AppError::InvalidToken(reason.to_string()),
+            None => AppError::Unauthenticated,
+        }
     }
 
     pub fn caller(&self) -> &Caller {
@@ -229,7 +253,7 @@ impl Access {
     /// The caller, whatever their status: enough for `me`.
     pub fn principal(&self) -> AppResult<&Principal> {
         match &self.caller {
-            Caller::Anonymous => Err(AppError::Unauthenticated),
+            Caller::Anonymous => Err(self.unauthenticated()),
             Caller::User(p) => Ok(p),
         }
     }
@@ -239,7 +263,16 @@ impl Access {
         let p = self.principal()?;
         match (p.user.status, p.user.role) {
             (UserStatus::Approved, Some(role)) => Ok((p, role)),
-            _ => Err(AppError::Forbidden),
+            (UserStatus::Pending, _) => Err(AppError::denied(
+                "your account is waiting for approval: a system administrator must approve it \
+                 and give it a role",
+            )),
+            (UserStatus::Deactivated, _) => Err(AppError::denied(
+                "your account is deactivated: ask a system administrator",
+            )),
+            (UserStatus::Approved, None) => Err(AppError::denied(
+                "your account has no role yet: ask a system administrator",
+            )),
         }
     }
 
@@ -283,7 +316,15 @@ impl Access {
             Role::RegionalStaff => false,
         };
         if !allowed {
-            return Err(AppError::Forbidden);
+            return Err(match (role, p.user.stt_id) {
+                (Role::DataAnalyst, Some(own)) => AppError::denied(format!(
+                    "you may upload only for your own STT (id {own}), not for STT {stt_id}"
+                )),
+                (Role::DataAnalyst, None) => {
+                    AppError::denied("your account has no STT: ask a system administrator")
+                }
+                _ => AppError::denied("regional staff review files; they do not upload them"),
+            });
         }
         Ok(UploadGrant {
             db: self.conn(),
@@ -296,7 +337,9 @@ impl Access {
     /// upload's body is read. Which STT is checked by `upload`.
     pub fn uploader(&self) -> AppResult<()> {
         match self.active()?.1 {
-            Role::RegionalStaff => Err(AppError::Forbidden),
+            Role::RegionalStaff => Err(AppError::denied(
+                "regional staff review files; they do not upload them",
+            )),
             _ => Ok(()),
         }
     }
@@ -310,14 +353,18 @@ impl Access {
     pub fn audit(&self) -> AppResult<Audit> {
         match self.active()?.1 {
             Role::OfaAdmin | Role::SystemAdmin => Ok(Audit { db: self.conn() }),
-            _ => Err(AppError::Forbidden),
+            _ => Err(AppError::denied(
+                "only OFA and system administrators may read users and the audits",
+            )),
         }
     }
 
     pub fn user_admin(&self) -> AppResult<UserAdmin> {
         match self.active()?.1 {
             Role::SystemAdmin => Ok(UserAdmin { db: self.conn() }),
-            _ => Err(AppError::Forbidden),
+            _ => Err(AppError::denied(
+                "only system administrators may change users' access",
+            )),
         }
     }
 }
@@ -369,17 +416,39 @@ mod tests {
         Access::new(Caller::Anonymous, db(), Budget::unlimited())
     }
 
+    fn forbidden<T>(r: AppResult<T>) -> bool {
+        r.err().is_some_and(|e| e.is_forbidden())
+    }
+
+    fn message<T>(r: AppResult<T>) -> String {
+        r.err().map(|e| e.to_string()).unwrap_or_default()
+    }
+
+    #[test]
+    fn refusals_say_why() {
+        let pending = principal(Some(Role::DataAnalyst), UserStatus::Pending, Some(5));
+        assert!(message(pending.files()).contains("waiting for approval"));
+        let gone = principal(Some(Role::DataAnalyst), UserStatus::Deactivated, Some(5));
+        assert!(message(gone.files()).contains("deactivated"));
+        let analyst = principal(Some(Role::DataAnalyst), UserStatus::Approved, Some(5));
+        let other = message(analyst.upload(6));
+        assert!(
+            other.contains("your own STT") && other.contains('6'),
+            "{other}"
+        );
+    }
+
     #[test]
     fn analysts_upload_only_for_their_own_stt() {
         let a = principal(Some(Role::DataAnalyst), UserStatus::Approved, Some(5));
         assert_eq!(a.upload(5).unwrap().uploader_id(), 7);
-        assert!(matches!(a.upload(6), Err(AppError::Forbidden)));
+        assert!(forbidden(a.upload(6)));
     }
 
     #[test]
     fn regional_staff_may_not_upload_or_download() {
         let a = principal(Some(Role::RegionalStaff), UserStatus::Approved, None);
-        assert!(matches!(a.upload(1), Err(AppError::Forbidden)));
+        assert!(forbidden(a.upload(1)));
         assert_eq!(a.downloads().unwrap().reach, Reach::Nothing);
         assert_eq!(a.files().unwrap().reach, Reach::Regions(vec![1]));
     }
@@ -390,11 +459,11 @@ mod tests {
             let a = principal(Some(Role::SystemAdmin), status, None);
             assert!(a.principal().is_ok());
             assert!(a.reference().is_ok(), "me {{ stt }} reads reference data");
-            assert!(matches!(a.files(), Err(AppError::Forbidden)));
-            assert!(matches!(a.people(), Err(AppError::Forbidden)));
-            assert!(matches!(a.upload(1), Err(AppError::Forbidden)));
-            assert!(matches!(a.audit(), Err(AppError::Forbidden)));
-            assert!(matches!(a.user_admin(), Err(AppError::Forbidden)));
+            assert!(forbidden(a.files()));
+            assert!(forbidden(a.people()));
+            assert!(forbidden(a.upload(1)));
+            assert!(forbidden(a.audit()));
+            assert!(forbidden(a.user_admin()));
         }
     }
 
@@ -451,11 +520,11 @@ mod tests {
     fn only_system_admins_manage_users() {
         let ofa = principal(Some(Role::OfaAdmin), UserStatus::Approved, None);
         assert!(ofa.audit().is_ok());
-        assert!(matches!(ofa.user_admin(), Err(AppError::Forbidden)));
+        assert!(forbidden(ofa.user_admin()));
         let sys = principal(Some(Role::SystemAdmin), UserStatus::Approved, None);
         assert!(sys.user_admin().is_ok());
         let analyst = principal(Some(Role::DataAnalyst), UserStatus::Approved, Some(5));
-        assert!(matches!(analyst.audit(), Err(AppError::Forbidden)));
+        assert!(forbidden(analyst.audit()));
         assert!(analyst.people().is_ok());
     }
 }

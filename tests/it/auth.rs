@@ -346,3 +346,87 @@ db_tests!(
     cross_site_form_posts_cannot_use_the_cookie,
     a_token_in_the_cookie_is_no_session_and_a_session_is_no_bearer_token,
 );
+
+/// A refused token is answered with why (RFC 6750), never with the token.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_token_says_why() {
+    let app = TestApp::sqlite().await;
+    let (_, token) = app.analyst("analyst", crate::common::ALABAMA).await;
+    let file = app
+        .upload_file(
+            &token,
+            crate::common::ALABAMA,
+            "a.txt",
+            crate::common::text(10),
+        )
+        .await;
+    let mut expired = claims(&app);
+    expired["exp"] = json!(now_secs() - 3600);
+    let expired = hs256(&expired, &app.hs256_secret());
+    for (authorization, reason) in [
+        (format!("Bearer {expired}"), "the token has expired"),
+        ("Bearer not.a.jwt".to_string(), "the token is not a JWT"),
+        (
+            format!("Basic {expired}"),
+            "the Authorization header must be `Bearer <token>`",
+        ),
+    ] {
+        let res = app
+            .get(&file.url)
+            .header("authorization", &authorization)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status().as_u16(), 401);
+        let challenge = res.headers()["www-authenticate"]
+            .to_str()
+            .unwrap()
+            .to_string();
+        assert_eq!(
+            challenge,
+            format!("Bearer error=\"invalid_token\", error_description=\"{reason}\""),
+        );
+        let res = app
+            .post("/graphql")
+            .header("authorization", &authorization)
+            .json(&json!({ "query": "{ me { subject } }" }))
+            .send()
+            .await
+            .unwrap();
+        let body: Value = res.json().await.unwrap();
+        assert_eq!(body["errors"][0]["extensions"]["code"], "UNAUTHENTICATED");
+        assert_eq!(body["errors"][0]["extensions"]["reason"], reason);
+        assert!(!body.to_string().contains(&expired), "the token was echoed");
+    }
+    // No credentials at all: a plain challenge.
+    let res = app.get(&file.url).send().await.unwrap();
+    assert_eq!(res.headers()["www-authenticate"], "Bearer");
+}
+
+/// A user who is not allowed hears why, and what to do.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refusal_says_why() {
+    let app = TestApp::sqlite().await;
+    let (_, pending) = app.pending("pending").await;
+    let body = app
+        .gql(
+            Some(&pending),
+            "{ reportFiles(first: 1) { totalCount } }",
+            json!({}),
+        )
+        .await;
+    let message = body["errors"][0]["message"].as_str().unwrap();
+    assert!(message.contains("waiting for approval"), "{message}");
+    let (_, analyst) = app.analyst("analyst", crate::common::ALABAMA).await;
+    let (_, body) = app
+        .upload(
+            Some(&analyst),
+            crate::common::upload_input(crate::common::ALASKA),
+            "a.txt",
+            crate::common::text(10),
+        )
+        .await;
+    let message = body["errors"][0]["message"].as_str().unwrap();
+    assert!(message.contains("your own STT"), "{message}");
+    assert_eq!(body["errors"][0]["extensions"]["code"], "FORBIDDEN");
+}
