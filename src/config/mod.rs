@@ -7,6 +7,7 @@ mod cors;
 mod database;
 mod graphql;
 mod oidc;
+mod proxies;
 mod scan;
 mod server;
 mod storage;
@@ -19,6 +20,7 @@ pub use cors::CorsConfig;
 pub use database::DatabaseConfig;
 pub use graphql::{GraphqlConfig, Introspection};
 pub use oidc::{ClientAuth, DEFAULT_PROVIDER, OidcConfig, ProviderConfig};
+pub use proxies::{ForwardedHeader, ProxyConfig, TrustedProxies};
 pub use scan::{AvScan, ClamdAddr, DEFAULT_CLAMD_TIMEOUT_SECS, ScanConfig, banner_warning};
 pub use server::{ConnectionLimits, ServerConfig};
 pub use storage::{S3Config, StorageBackend, StorageConfig};
@@ -52,6 +54,7 @@ pub enum Environment {
 pub struct Config {
     pub environment: Environment,
     pub server: ServerConfig,
+    pub proxies: ProxyConfig,
     pub database: DatabaseConfig,
     pub storage: StorageConfig,
     pub uploads: UploadConfig,
@@ -103,6 +106,7 @@ impl Config {
         Ok(Config {
             environment,
             server: ServerConfig::parse(&env, environment)?,
+            proxies: ProxyConfig::parse(&env)?,
             database: DatabaseConfig::parse(&env)?,
             storage: StorageConfig::parse(&env)?,
             uploads: UploadConfig::parse(&env)?,
