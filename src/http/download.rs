@@ -3,7 +3,6 @@
 //! chunk, and records every request as a DownloadEvent.
 
 use std::{
-    net::SocketAddr,
     ops::RangeInclusive,
     pin::Pin,
     task::{Context, Poll},
@@ -13,7 +12,7 @@ use std::{
 use axum::{
     Router,
     body::Body,
-    extract::{ConnectInfo, Path, State},
+    extract::{Path, State},
     http::{HeaderMap, HeaderValue, Method, StatusCode, header},
     response::{IntoResponse, Response},
     routing::get,
@@ -24,6 +23,7 @@ use entity::{DownloadOutcome, report_file};
 use futures_util::Stream;
 use http_range_header::RangeUnsatisfiableError;
 
+use super::client::Client;
 use crate::{
     access::{Access, NewDownloadEvent},
     app::AppState,
@@ -42,7 +42,7 @@ pub fn router() -> Router<AppState> {
 async fn download(
     State(state): State<AppState>,
     Path(id): Path<String>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    client: Client,
     method: Method,
     headers: HeaderMap,
     access: Result<Access, AppError>,
@@ -80,7 +80,7 @@ async fn download(
             bytes_sent: 0,
             requested_range: text(header::RANGE).map(|r| r.chars().take(255).collect()),
             outcome: DownloadOutcome::Failed,
-            client_addr: Some(peer.ip().to_string()),
+            client_addr: Some(client.ip.to_string()),
             user_agent: text(header::USER_AGENT).map(|u| u.chars().take(512).collect()),
         },
     };

@@ -17,13 +17,13 @@
 //! preflight that other origins fail, so the session cookie (also
 //! SameSite=Lax) cannot be used to run a mutation from another site.
 
-use std::net::SocketAddr;
+use std::net::IpAddr;
 
 use async_graphql::{ErrorExtensionValues, ServerError, Variables, parser::types::OperationType};
 use axum::{
     Router,
     body::Body,
-    extract::{ConnectInfo, DefaultBodyLimit, FromRef, RawQuery, State},
+    extract::{DefaultBodyLimit, FromRef, RawQuery, State},
     http::{HeaderMap, HeaderValue, StatusCode, header},
     response::{IntoResponse, Response},
     routing::get,
@@ -32,6 +32,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
 use super::{
+    client::Client,
     graphiql, multipart, shape,
     slots::{CallerKey, CallerSlots},
 };
@@ -241,7 +242,7 @@ fn params_from_json(value: Value) -> Result<async_graphql::Request, String> {
 
 async fn get_request(
     State(endpoint): State<Endpoint>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    client: Client,
     headers: HeaderMap,
     RawQuery(raw): RawQuery,
     access: Result<Access, AppError>,
@@ -310,12 +311,12 @@ async fn get_request(
             .insert(header::ALLOW, HeaderValue::from_static("POST"));
         return response;
     }
-    execute(&endpoint, peer, access, request, None, response_type).await
+    execute(&endpoint, client.ip, access, request, None, response_type).await
 }
 
 async fn post(
     State(endpoint): State<Endpoint>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    client: Client,
     headers: HeaderMap,
     access: Result<Access, AppError>,
     body: Body,
@@ -324,7 +325,7 @@ async fn post(
         return not_acceptable();
     };
     if multipart::is_multipart(&headers) {
-        return post_multipart(endpoint, peer, headers, access, body, response_type).await;
+        return post_multipart(endpoint, client.ip, headers, access, body, response_type).await;
     }
     if !is_json(&headers) {
         return request_error(
@@ -364,7 +365,7 @@ async fn post(
         .map_err(|e| format!("the body is not JSON: {e}"))
         .and_then(params_from_json);
     match request {
-        Ok(request) => execute(&endpoint, peer, access, request, None, response_type).await,
+        Ok(request) => execute(&endpoint, client.ip, access, request, None, response_type).await,
         Err(message) => request_error(
             StatusCode::BAD_REQUEST,
             response_type,
@@ -376,7 +377,7 @@ async fn post(
 
 async fn execute(
     endpoint: &Endpoint,
-    peer: SocketAddr,
+    client: IpAddr,
     access: Result<Access, AppError>,
     request: async_graphql::Request,
     upload: Option<PendingUpload>,
@@ -394,7 +395,7 @@ async fn execute(
     let _slot = if is_upload(&mut request, upload.is_some()) {
         None
     } else {
-        let key = CallerKey::of(&access, peer.ip());
+        let key = CallerKey::of(&access, client);
         match endpoint.slots.acquire(key).await {
             Ok(slot) => Some(slot),
             Err(e) => return too_many_requests(&e, response_type),
@@ -411,7 +412,7 @@ async fn execute(
     };
     let query = request.query.clone();
     let operation_name = request.operation_name.clone();
-    let request = request.data(RequestData::new(access, upload, peer.ip()));
+    let request = request.data(RequestData::new(access, upload, client));
     let mut response = schema.execute(request).await;
     shape_response(endpoint, &query, operation_name.as_deref(), &mut response);
     respond(response, response_type)
@@ -530,7 +531,7 @@ fn introspection_refused(access: &Access) -> ServerError {
 
 async fn post_multipart(
     endpoint: Endpoint,
-    peer: SocketAddr,
+    client: IpAddr,
     headers: HeaderMap,
     access: Result<Access, AppError>,
     body: Body,
@@ -575,7 +576,15 @@ async fn post_multipart(
     });
     match parts {
         Ok((request, pending)) => {
-            execute(&endpoint, peer, Ok(access), request, pending, response_type).await
+            execute(
+                &endpoint,
+                client,
+                Ok(access),
+                request,
+                pending,
+                response_type,
+            )
+            .await
         }
         Err(e) => refuse(e),
     }

@@ -1,6 +1,8 @@
 //! One log line per request, when its response has been sent (or cut):
-//! method, route, status, duration, bytes of body sent, request id and
-//! the signed-in user's id. JSON in production, like every line.
+//! method, route, status, duration, bytes of body sent, request id, the
+//! client's address (behind trusted proxies, the forwarded one: see
+//! `client`) and the signed-in user's id. JSON in production, like every
+//! line.
 
 use std::{
     pin::Pin,
@@ -17,6 +19,8 @@ use axum::{
 };
 use bytes::Bytes;
 use http_body::{Body as _, Frame, SizeHint};
+
+use super::client::Client;
 
 /// Where the caller's extractor leaves the user's id for the log line.
 #[derive(Clone, Default)]
@@ -46,6 +50,10 @@ pub async fn log_request(mut req: Request, next: Next) -> Response {
             .and_then(|v| v.to_str().ok())
             .unwrap_or("-")
             .to_string(),
+        client: req
+            .extensions()
+            .get::<Client>()
+            .map_or_else(|| "-".to_string(), |c| c.ip.to_string()),
         status: 0,
         started,
         caller,
@@ -70,6 +78,7 @@ struct Line {
     method: String,
     route: String,
     request_id: String,
+    client: String,
     status: u16,
     started: Instant,
     caller: CallerSlot,
@@ -86,6 +95,7 @@ impl Line {
             bytes,
             complete,
             request_id = %self.request_id,
+            client = %self.client,
             user = %user,
             "request"
         );

@@ -12,7 +12,9 @@
 //! | `graphiql` | the GraphiQL page's assets |
 //! | `signin` | `/auth/login`, `/auth/callback`, `/auth/logout`, `/auth/signed-out` (OpenID Connect) |
 //! | `slots` | how many GraphQL requests one caller may have running |
+//! | `client` | who the client is, behind trusted proxies (`TRUSTED_PROXIES`) |
 
+mod client;
 mod connections;
 mod download;
 mod extract;
@@ -42,6 +44,7 @@ use tower_http::{
     trace::TraceLayer,
 };
 
+pub use client::Client;
 pub use connections::ensure_descriptors;
 pub use download::content_disposition;
 pub use graphql::{ResponseType, negotiate};
@@ -68,8 +71,13 @@ pub fn router(app: AppState) -> Router {
     let mut router = Router::new()
         .merge(graphql::router(app.clone()))
         .merge(routes.with_state(app.clone()))
-        .layer(axum::middleware::from_fn_with_state(app, metrics::track))
-        .layer(axum::middleware::from_fn(log::log_request));
+        .layer(axum::middleware::from_fn_with_state(
+            app.clone(),
+            metrics::track,
+        ))
+        .layer(axum::middleware::from_fn(log::log_request))
+        // Outside the log line, which names the client.
+        .layer(axum::middleware::from_fn_with_state(app, client::identify));
     if let Some(cors) = cors {
         router = router.layer(cors);
     }

@@ -36,10 +36,10 @@ pub enum CallerKey {
 }
 
 impl CallerKey {
-    pub fn of(access: &Access, peer: IpAddr) -> Self {
+    pub fn of(access: &Access, client: IpAddr) -> Self {
         match access.caller() {
             Caller::User(p) => CallerKey::User(p.user.id),
-            Caller::Anonymous => CallerKey::Address(peer),
+            Caller::Anonymous => CallerKey::Address(client),
         }
     }
 }
