@@ -271,3 +271,30 @@ ensure_oidc_provider() {
   tail -n 30 "$logdir/provider.log" >&2
   return 1
 }
+
+# nginx (Debian's package), the reverse proxy of the load-balancer tests
+# (tests/it/proxies.rs), and openssl for its TLS certificate. Only the binary is needed: each test starts private
+# nginx processes with a config, pid and logs of their own under a
+# temporary folder, on free loopback ports. No system service is started
+# or used (the package's own one stays off: Debian's policy-rc.d on these
+# machines keeps apt from starting it, and nothing here starts it).
+nginx_bin() { command -v nginx 2>/dev/null || { [ -x /usr/sbin/nginx ] && echo /usr/sbin/nginx; }; }
+
+ensure_nginx() {
+  if [ -z "$(nginx_bin)" ]; then
+    echo "installing nginx (apt-get install nginx)" >&2
+    export DEBIAN_FRONTEND=noninteractive
+    if ! apt-cache show nginx >/dev/null 2>&1; then
+      apt-get update -qq >&2
+    fi
+    apt-get install -y -qq --no-install-recommends nginx >&2 ||
+      { apt-get update -qq >&2 && apt-get install -y -qq --no-install-recommends nginx >&2; }
+  fi
+  [ -n "$(nginx_bin)" ] || { echo "nginx is not installed (Debian package nginx)" >&2; return 1; }
+  # The TLS-terminating proxy's test certificate is made with openssl.
+  if ! command -v openssl >/dev/null 2>&1; then
+    apt-get install -y -qq --no-install-recommends openssl >&2 || return 1
+  fi
+  export TEST_NGINX_BIN
+  TEST_NGINX_BIN=$(nginx_bin)
+}

@@ -16,6 +16,7 @@ mod multipart_bounds;
 mod oidc;
 mod ops;
 mod outages;
+mod proxies;
 mod scan;
 mod storage_faults;
 mod upload;

@@ -6,6 +6,7 @@
 //! the library's API changes.
 
 pub mod clamd;
+mod nginx;
 mod oidc;
 mod process;
 mod proxy;
@@ -18,6 +19,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
+pub use nginx::{Nginx, NginxSpec};
 pub use oidc::{Browser, OidcProvider, location, set_cookie, set_cookies};
 pub use process::ServerProcess;
 pub use proxy::Proxy;

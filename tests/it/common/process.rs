@@ -96,7 +96,13 @@ impl TestApp {
     }
 
     pub async fn spawn_process_with(&self, vars: &[(&str, &str)]) -> ServerProcess {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
+        self.spawn_process_on("127.0.0.1", vars).await
+    }
+
+    /// [`TestApp::spawn_process_with`], listening on `host` (`[::1]` for
+    /// IPv6 loopback).
+    pub async fn spawn_process_on(&self, host: &str, vars: &[(&str, &str)]) -> ServerProcess {
+        let port = std::net::TcpListener::bind(format!("{host}:0"))
             .unwrap()
             .local_addr()
             .unwrap()
@@ -109,7 +115,7 @@ impl TestApp {
             .arg("serve")
             .current_dir(self.dir.path())
             .envs(&env)
-            .env("BIND_ADDR", format!("127.0.0.1:{port}"))
+            .env("BIND_ADDR", format!("{host}:{port}"))
             .env("RUST_LOG", "warn")
             // The test's own variables win, over those two as well.
             .envs(vars.iter().copied())
@@ -117,7 +123,7 @@ impl TestApp {
             .spawn()
             .unwrap();
         let process = ServerProcess {
-            base: format!("http://127.0.0.1:{port}"),
+            base: format!("http://{host}:{port}"),
             child,
             output,
         };
