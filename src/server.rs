@@ -66,6 +66,7 @@ pub fn banner(config: &Config) -> String {
     }
     let _ = writeln!(out, "  database   {}", config.database.redacted());
     let _ = writeln!(out, "  storage    {}", config.storage.backend);
+    let _ = writeln!(out, "  clients    {}", config.proxies.describe());
     match crate::config::banner_warning(&config.scan) {
         Some(warning) => {
             let _ = writeln!(out, "  scanning   off\n{warning}");
@@ -106,6 +107,12 @@ pub async fn run(mut config: Config) -> Result<(), ServeError> {
     print!("{}", banner(&app.config));
     if let Some(warning) = crate::config::banner_warning(&app.config.scan) {
         tracing::warn!("{warning}");
+    }
+    if app.config.proxies.trusted.is_empty() && !app.config.is_development() {
+        // Deployments sit behind a balancer: without it, the audit names it.
+        tracing::warn!(
+            "TRUSTED_PROXIES is empty: behind a load balancer, the download audit and the log record the balancer's address, not the client's"
+        );
     }
     if app.config.server.metrics_bind_addr.is_none() && !app.config.is_development() {
         tracing::warn!("METRICS_BIND_ADDR is unset: /metrics is not served");

@@ -64,6 +64,36 @@ impl TrustedProxies {
     }
 }
 
+impl std::fmt::Display for TrustedProxies {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for (i, net) in self.0.iter().enumerate() {
+            let sep = if i == 0 { "" } else { ", " };
+            write!(f, "{sep}{net}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::fmt::Display for ForwardedHeader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            ForwardedHeader::XForwardedFor => "X-Forwarded-For",
+            ForwardedHeader::Forwarded => "Forwarded",
+        })
+    }
+}
+
+impl ProxyConfig {
+    /// Who the server takes for the client, for the banner.
+    pub fn describe(&self) -> String {
+        if self.trusted.is_empty() {
+            "the TCP peer (TRUSTED_PROXIES is empty)".into()
+        } else {
+            format!("{} from {}", self.header, self.trusted)
+        }
+    }
+}
+
 /// One entry of the list.
 fn network(entry: &str) -> Result<IpNet, String> {
     let net = match entry.parse::<IpAddr>() {
@@ -132,6 +162,7 @@ mod tests {
         assert!(c.trusted.is_empty());
         assert!(!c.trusted.contains(ip("127.0.0.1")));
         assert_eq!(c.header, ForwardedHeader::XForwardedFor);
+        assert_eq!(c.describe(), "the TCP peer (TRUSTED_PROXIES is empty)");
     }
 
     #[test]
@@ -154,6 +185,10 @@ mod tests {
         for outside in ["11.0.0.1", "192.0.2.8", "2001:db8:2::1", "127.0.0.1", "::2"] {
             assert!(!c.trusted.contains(ip(outside)), "{outside}");
         }
+        assert_eq!(
+            c.describe(),
+            "X-Forwarded-For from 10.0.0.0/8, 192.0.2.7/32, 2001:db8:1::/48, ::1/128"
+        );
     }
 
     #[test]
