@@ -18,7 +18,12 @@ ensure_postgres() {
     echo "PostgreSQL is required on 127.0.0.1:5432" >&2
     return 1
   fi
-  # Databases left by earlier runs (each test makes its own).
+}
+
+# Drops the databases earlier test runs left (each test makes its own,
+# `rf_test_*`). Only for the start of a whole test run: a run still going
+# would lose its databases.
+drop_old_test_databases() {
   psql "$PG_URL" -Atqc "SELECT datname FROM pg_database WHERE datname LIKE 'rf_test_%'" 2>/dev/null |
     while read -r db; do psql "$PG_URL" -qc "DROP DATABASE IF EXISTS \"$db\"" >/dev/null 2>&1 || true; done
 }

@@ -92,7 +92,9 @@ pub enum StartError {
     /// password hidden).
     #[error("{0}")]
     Database(String),
-    #[error("preparing the database: {0}")]
+    /// Migrations or reference data failed. Unlike a client, the operator
+    /// sees the cause: the error's source, not just its public text.
+    #[error("preparing the database (migrations, STT data): {}", cause(.0))]
     Prepare(AppError),
     #[error("JWT keys: {0}")]
     Keys(#[from] KeyError),
@@ -109,6 +111,15 @@ async fn prepare_database(config: &Config) -> Result<(), StartError> {
         tracing::warn!(error = %e, "closing the migration connection");
     }
     prepared
+}
+
+/// The innermost cause of `e`, for an operator's eyes.
+fn cause(e: &AppError) -> String {
+    let mut source: &dyn std::error::Error = e;
+    while let Some(next) = source.source() {
+        source = next;
+    }
+    source.to_string()
 }
 
 impl App {

@@ -128,6 +128,34 @@ fn the_cli_finds_the_data_folder_beside_dot_env_from_a_subfolder() {
     assert!(!from_root.trim().is_empty() && !from_sub.trim().is_empty());
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cli_manages_users_on_postgres_from_any_folder() {
+    let url = crate::common::new_postgres_database().await;
+    let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let env = [("DATABASE_URL", url.as_str())];
+    let (ok, users, err) = run(a.path(), &["user", "list"], &env);
+    assert!(ok && users.trim().is_empty(), "a fresh database: {err}");
+    let (ok, _, err) = run(
+        a.path(),
+        &[
+            "user",
+            "create",
+            "--subject",
+            "ana",
+            "--role",
+            "DATA_ANALYST",
+            "--stt-id",
+            "1",
+            "--approve",
+        ],
+        &env,
+    );
+    assert!(ok, "{err}");
+    let (ok, users, err) = run(b.path(), &["user", "list"], &env);
+    assert!(ok, "{err}");
+    assert!(users.contains("ana\tAPPROVED\tDATA_ANALYST"), "{users}");
+}
+
 #[test]
 fn stt_list_gives_the_ids_for_stt_id() {
     let dir = tempfile::tempdir().unwrap();

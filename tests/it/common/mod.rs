@@ -25,7 +25,7 @@ pub use process::ServerProcess;
 pub use proxy::Proxy;
 pub use requests::{UPLOAD, UPLOAD_MAP, upload_operations};
 pub use s3::S3Server;
-pub use server::{TestApp, now_secs, postgres_addr, schema_sdl};
+pub use server::{TestApp, new_postgres_database, now_secs, postgres_addr, schema_sdl};
 
 pub const ALABAMA: i32 = 1; // region 4
 pub const ALASKA: i32 = 2; // region 10

@@ -34,7 +34,7 @@ pub struct TestApp {
 
 /// A database of its own per test, so tests never see each other's rows.
 /// A missing server fails the test: it never skips.
-async fn new_postgres_database() -> String {
+pub async fn new_postgres_database() -> String {
     let admin_url = postgres_admin_url();
     let admin = Database::connect(test_connection(&admin_url))
         .await
