@@ -206,6 +206,8 @@ ensure_clamd() {
   local root="${REPORTFILES_CLAMD_DIR:-$PWD/target/clamd}" marker port
   marker=$(head -n1 "$(dirname "${BASH_SOURCE[0]}")/../tests/fixtures/av-test-marker.txt")
   write_test_signatures "$root/db"
+  # For the tests that start (and kill) a clamd of their own.
+  export TEST_CLAMD_DB="$root/db" TEST_CLAMD_BIN="$(clamd_bin)"
   for spec in "main $CLAMD_PORT 1100M" "limited $((CLAMD_PORT + 1)) 1M"; do
     set -- $spec
     if [ "$(printf 'zPING\0' | clamd_say "$2")" != PONG ]; then

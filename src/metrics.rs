@@ -8,14 +8,22 @@ use prometheus_client::{
     registry::Registry,
 };
 
-use entity::DownloadOutcome;
+use entity::{DownloadOutcome, ScanResult};
 
 /// Upper bounds of the request-duration histogram, in seconds.
 const BUCKETS: [f64; 10] = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 1.0, 10.0, 60.0];
+/// Upper bounds of the scan-duration histogram, in seconds: a scan lasts as
+/// long as its upload, from milliseconds to minutes for a 1 GiB file.
+const SCAN_BUCKETS: [f64; 9] = [0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 15.0, 60.0, 300.0];
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct OutcomeLabel {
     outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ResultLabel {
+    result: &'static str,
 }
 
 pub struct Metrics {
@@ -29,6 +37,8 @@ pub struct Metrics {
     uploads: Counter,
     active_downloads: Gauge,
     active_uploads: Gauge,
+    scans: Family<ResultLabel, Counter>,
+    scan_duration: Histogram,
 }
 
 /// Counts a transfer as active for as long as it lives.
@@ -58,6 +68,8 @@ impl Metrics {
         let uploads = Counter::default();
         let active_downloads = Gauge::default();
         let active_uploads = Gauge::default();
+        let scans = Family::<ResultLabel, Counter>::default();
+        let scan_duration = Histogram::new(SCAN_BUCKETS);
         registry.register(
             "reportfiles_http_requests",
             "HTTP requests answered",
@@ -99,6 +111,16 @@ impl Metrics {
             "Uploads streaming now",
             active_uploads.clone(),
         );
+        registry.register(
+            "reportfiles_scans",
+            "Virus scans of uploads by result (CLEAN, INFECTED, FAILED)",
+            scans.clone(),
+        );
+        registry.register(
+            "reportfiles_scan_duration_seconds",
+            "Time from the start of a scan to its verdict or failure",
+            scan_duration.clone(),
+        );
         Metrics {
             registry,
             requests,
@@ -110,6 +132,8 @@ impl Metrics {
             uploads,
             active_downloads,
             active_uploads,
+            scans,
+            scan_duration,
         }
     }
 
@@ -140,6 +164,16 @@ impl Metrics {
     pub fn upload_stored(&self, bytes: u64) {
         self.uploads.inc();
         self.upload_bytes.inc_by(bytes);
+    }
+
+    /// One scan of an upload ended, whatever its result.
+    pub fn scan_finished(&self, result: ScanResult, took: std::time::Duration) {
+        self.scans
+            .get_or_create(&ResultLabel {
+                result: result.as_str(),
+            })
+            .inc();
+        self.scan_duration.observe(took.as_secs_f64());
     }
 
     pub fn request_done(&self, took: std::time::Duration) {
@@ -183,6 +217,14 @@ mod tests {
         assert!(
             text.contains("reportfiles_http_request_duration_seconds_bucket{le=\"0.001\"} 0\n")
         );
+        m.scan_finished(ScanResult::Infected, std::time::Duration::from_millis(30));
+        let text = m.render();
+        assert!(
+            text.contains("reportfiles_scans_total{result=\"INFECTED\"} 1\n"),
+            "{text}"
+        );
+        assert!(text.contains("reportfiles_scan_duration_seconds_bucket{le=\"0.05\"} 1\n"));
+        assert!(text.contains("reportfiles_scan_duration_seconds_bucket{le=\"0.01\"} 0\n"));
         drop(active);
         assert!(m.render().contains("reportfiles_active_downloads 0\n"));
     }

@@ -2,7 +2,10 @@
 //! while its size and SHA-256 are computed. Nothing touches local disk and
 //! at most a few parts are held in memory.
 
-use std::{net::IpAddr, time::Duration};
+use std::{
+    net::IpAddr,
+    time::{Duration, Instant},
+};
 
 use bytes::Bytes;
 use chrono::Utc;
@@ -15,6 +18,7 @@ use crate::{
     app::Shutdown,
     config::UploadConfig,
     error::{AppError, AppResult},
+    metrics::Metrics,
     scan::{ScanError, ScanSession, Scanner, Verdict},
     storage::{OBJECT_PREFIX, ObjectWriter, Storage},
 };
@@ -37,6 +41,8 @@ pub struct Receiver<'a> {
     pub scanner: Option<&'a Scanner>,
     /// The client's address, for the scan record.
     pub client: IpAddr,
+    /// Counts scans by result, and how long they took.
+    pub metrics: &'a Metrics,
 }
 
 impl Receiver<'_> {
@@ -141,16 +147,20 @@ impl Receiver<'_> {
     }
 }
 
-/// The scan record of one upload, filled in as the upload goes.
-struct ScanRecord {
+/// The scan record of one upload, filled in as the upload goes. Writing it
+/// also counts the scan in the metrics and logs it: one line per scan.
+struct ScanRecord<'a> {
     event: NewScanEvent,
     size_bytes: u64,
     sha256: Option<String>,
     engine_version: Option<String>,
+    metrics: &'a Metrics,
+    /// For the duration; `started_at` is wall-clock time, which can jump.
+    started: Instant,
 }
 
-impl ScanRecord {
-    fn new(receiver: &Receiver<'_>, target: Target, id: uuid::Uuid, filename: &str) -> Self {
+impl<'a> ScanRecord<'a> {
+    fn new(receiver: &Receiver<'a>, target: Target, id: uuid::Uuid, filename: &str) -> Self {
         ScanRecord {
             event: NewScanEvent {
                 fiscal_year: Some(target.fiscal_year),
@@ -174,6 +184,8 @@ impl ScanRecord {
             size_bytes: 0,
             sha256: None,
             engine_version: None,
+            metrics: receiver.metrics,
+            started: Instant::now(),
         }
     }
 
@@ -197,6 +209,20 @@ impl ScanRecord {
         if result != ScanResult::Clean {
             event.report_file_id = None;
         }
+        let took = self.started.elapsed();
+        self.metrics.scan_finished(result, took);
+        tracing::info!(
+            result = result.as_str(),
+            signature = event.signature.as_deref().unwrap_or("-"),
+            detail = event.detail.as_deref().unwrap_or("-"),
+            original_filename = %event.original_filename,
+            size_bytes = event.size_bytes,
+            sha256 = event.sha256.as_deref().unwrap_or("-"),
+            stt_id = grant.stt_id(),
+            uploader_id = grant.uploader_id(),
+            duration_ms = took.as_millis() as u64,
+            "scan"
+        );
         grant.record_scan(event).await
     }
 
@@ -504,6 +530,7 @@ where
         shutdown,
         scanner: None,
         client: IpAddr::from([127, 0, 0, 1]),
+        metrics: &Metrics::default(),
     };
     match stage(&receiver, key, body, None).await {
         Ok(staged) => staged.finish(shutdown).await,

@@ -33,6 +33,15 @@ struct Bench {
     http: reqwest::Client,
     quick: bool,
     rows: Vec<Row>,
+    /// The second server, scanning every upload with clamd.
+    scanning: Scanning,
+}
+
+/// The server with `AV_SCAN=required`, and the clamd it scans with.
+struct Scanning {
+    server: String,
+    pid: u32,
+    clamd_pid: u32,
 }
 
 /// One line of the result table.
@@ -81,6 +90,11 @@ async fn main() {
             .unwrap(),
         quick: std::env::var("BENCH_QUICK").is_ok_and(|v| v == "1"),
         rows: Vec::new(),
+        scanning: Scanning {
+            server: var("BENCH_SCAN_SERVER"),
+            pid: var("BENCH_SCAN_PID").parse().unwrap(),
+            clamd_pid: var("BENCH_CLAMD_PID").parse().unwrap(),
+        },
     };
     let sizes: Vec<(usize, &str, usize)> = if bench.quick {
         vec![
@@ -96,40 +110,58 @@ async fn main() {
         ]
     };
 
-    // Upload through the GraphQL route first: those are the objects both
-    // sides then download.
-    let mut uploaded = Vec::new();
-    for (size, label, _) in &sizes {
-        let data = content(*size, *size as u64);
-        let (id, took) = bench.upload_route(&data.bytes, "bench.txt").await;
-        eprintln!("uploaded {label} through the route in {took:.2?}");
-        uploaded.push((id, data));
-    }
-
+    // BENCH_ONLY=downloads,uploads,graphql runs only those parts.
+    let only = std::env::var("BENCH_ONLY").ok();
+    let part = |name: &str| {
+        only.as_deref()
+            .is_none_or(|o| o.split(',').any(|p| p == name))
+    };
     let mut summary = Vec::new();
-    for ((size, label, rounds), (id, data)) in sizes.iter().zip(&uploaded) {
-        let big = *size >= 256 * MIB;
-        let r = bench.compare_downloads(label, id, data, *rounds, big).await;
-        summary.push(format!("{label} {r:.2}"));
+
+    if part("downloads") {
+        // Upload through the GraphQL route first: those are the objects
+        // both sides then download.
+        let mut uploaded = Vec::new();
+        for (size, label, _) in &sizes {
+            let data = content(*size, *size as u64);
+            let (id, took) = bench.upload_route(&data.bytes, "bench.txt").await;
+            eprintln!("uploaded {label} through the route in {took:.2?}");
+            uploaded.push((id, data));
+        }
+        let mut ratios = Vec::new();
+        for ((size, label, rounds), (id, data)) in sizes.iter().zip(&uploaded) {
+            let big = *size >= 256 * MIB;
+            let r = bench.compare_downloads(label, id, data, *rounds, big).await;
+            ratios.push(format!("{label} {r:.2}"));
+        }
+        summary.push(format!(
+            "downloads (route/direct throughput): {}",
+            ratios.join(", ")
+        ));
+        let concurrent = bench.concurrent(&uploaded[1].0, &uploaded[1].1).await;
+        summary.push(format!(
+            "16 parallel 64 MiB downloads (route/direct aggregate throughput): {concurrent:.2}"
+        ));
     }
-    let concurrent = bench.concurrent(&uploaded[1].0, &uploaded[1].1).await;
-    let upload_ratio = bench.compare_uploads(&sizes[2]).await;
-    let (p99_small, p99_large) = bench.graphql().await;
+    if part("uploads") {
+        let (off, on) = bench.compare_uploads(&sizes[2]).await;
+        summary.push(format!(
+            "upload {} (route/direct multipart PUT throughput): {off:.2} scanning off, {on:.2} scanning on",
+            sizes[2].1
+        ));
+    }
+    if part("graphql") {
+        let (p99_small, p99_large) = bench.graphql().await;
+        summary.push(format!(
+            "graphql reportFiles(first: 50) p99: {p99_small:.2} ms at 10k rows, {p99_large:.2} ms at 1M rows"
+        ));
+    }
 
     bench.print_table();
     println!();
-    println!(
-        "downloads (route/direct throughput): {}",
-        summary.join(", ")
-    );
-    println!("16 parallel 64 MiB downloads (route/direct aggregate throughput): {concurrent:.2}");
-    println!(
-        "upload {} (route/direct multipart PUT throughput): {upload_ratio:.2}",
-        sizes[2].1
-    );
-    println!(
-        "graphql reportFiles(first: 50) p99: {p99_small:.2} ms at 10k rows, {p99_large:.2} ms at 1M rows"
-    );
+    for line in summary {
+        println!("{line}");
+    }
 }
 
 /// Deterministic text content and its SHA-256.
@@ -290,6 +322,11 @@ impl Bench {
     }
 
     async fn upload_route(&self, data: &Bytes, name: &str) -> (String, Duration) {
+        self.upload_to(&self.server, data, name).await
+    }
+
+    /// Uploads through the server at `server`, checking the hash it reports.
+    async fn upload_to(&self, server: &str, data: &Bytes, name: &str) -> (String, Duration) {
         let operations = json!({
             "query": "mutation($input: UploadReportFileInput!, $file: Upload!) { uploadReportFile(input: $input, file: $file) { id sha256 } }",
             "variables": { "input": { "sttId": 1, "fiscalYear": 2026, "quarter": "Q1", "section": "ACTIVE_CASE_DATA" }, "file": null }
@@ -303,7 +340,7 @@ impl Bench {
         let started = Instant::now();
         let res: Value = self
             .http
-            .post(format!("{}/graphql", self.server))
+            .post(format!("{server}/graphql"))
             .bearer_auth(&self.token)
             .header("apollo-require-preflight", "true")
             .multipart(form)
@@ -504,12 +541,18 @@ impl Bench {
         )
     }
 
-    async fn compare_uploads(&mut self, (size, label, _): &(usize, &str, usize)) -> f64 {
+    /// The upload of `size` bytes three ways, alternating: through the
+    /// route with scanning off, through the route of the server that scans
+    /// with clamd, and as a direct S3 multipart PUT. Returns the ratios
+    /// (scanning off, scanning on) of route to direct throughput.
+    async fn compare_uploads(&mut self, (size, label, _): &(usize, &str, usize)) -> (f64, f64) {
         let data = content(*size, 7);
-        let (mut route, mut direct) = (Vec::new(), Vec::new());
-        let mut peak_growth = 0u64;
-        let mut written = 0u64;
-        for i in 0..2 {
+        let (mut route, mut scanned, mut direct) = (Vec::new(), Vec::new(), Vec::new());
+        let (mut peak_growth, mut scan_peak_growth) = (0u64, 0u64);
+        let (mut written, mut scan_written, mut clamd_written) = (0u64, 0u64, 0u64);
+        let mut clamd_cpu = 0.0;
+        let rounds = 2;
+        for i in 0..rounds {
             let idle = rss_kib(self.pid);
             let io_before = write_bytes(self.pid);
             let sampler = RssPeak::start(self.pid);
@@ -517,6 +560,22 @@ impl Bench {
             peak_growth = peak_growth.max(sampler.finish().saturating_sub(idle));
             written += write_bytes(self.pid) - io_before;
             route.push(*size as f64 / took.as_secs_f64());
+
+            let (pid, clamd) = (self.scanning.pid, self.scanning.clamd_pid);
+            let idle = rss_kib(pid);
+            let io_before = write_bytes(pid);
+            let clamd_io_before = write_bytes(clamd);
+            let clamd_cpu_before = cpu_secs(clamd);
+            let sampler = RssPeak::start(pid);
+            let server = self.scanning.server.clone();
+            let (_, took) = self
+                .upload_to(&server, &data.bytes, "bench-scanned.txt")
+                .await;
+            scan_peak_growth = scan_peak_growth.max(sampler.finish().saturating_sub(idle));
+            scan_written += write_bytes(pid) - io_before;
+            clamd_written += write_bytes(clamd) - clamd_io_before;
+            clamd_cpu += cpu_secs(clamd) - clamd_cpu_before;
+            scanned.push(*size as f64 / took.as_secs_f64());
 
             let started = Instant::now();
             let upload = self
@@ -532,29 +591,68 @@ impl Bench {
             w.finish().await.unwrap();
             direct.push(*size as f64 / started.elapsed().as_secs_f64());
         }
-        let (r, d) = (median(route), median(direct));
+        let (r, sc, d) = (median(route), median(scanned), median(direct));
+        let mb = |v: f64| format!("{:.0} MB/s", v / 1e6);
+        let mib = |kib: u64| format!("{:.1} MiB", kib as f64 / 1024.0);
+        let none = || "-".to_string();
         self.row(
             "upload",
-            format!("{label} throughput"),
-            format!("{:.0} MB/s", r / 1e6),
-            format!("{:.0} MB/s", d / 1e6),
+            format!("{label} throughput, scanning off"),
+            mb(r),
+            mb(d),
             format!("{:.2}", r / d),
         );
         self.row(
             "upload",
-            format!("{label} server peak RSS growth"),
-            format!("{:.1} MiB", peak_growth as f64 / 1024.0),
-            "-".into(),
-            "-".into(),
+            format!("{label} throughput, scanning on"),
+            mb(sc),
+            mb(d),
+            format!("{:.2}", sc / d),
         );
         self.row(
             "upload",
-            format!("{label} server bytes written to disk"),
-            written.to_string(),
-            "-".into(),
-            "-".into(),
+            format!("{label} server peak RSS growth, scanning off"),
+            mib(peak_growth),
+            none(),
+            none(),
         );
-        r / d
+        self.row(
+            "upload",
+            format!("{label} server peak RSS growth, scanning on"),
+            mib(scan_peak_growth),
+            none(),
+            none(),
+        );
+        self.row(
+            "upload",
+            format!("{label} server bytes written to disk, scanning off"),
+            written.to_string(),
+            none(),
+            none(),
+        );
+        self.row(
+            "upload",
+            format!("{label} server bytes written to disk, scanning on"),
+            scan_written.to_string(),
+            none(),
+            none(),
+        );
+        let gib = (*size as f64 * rounds as f64) / GIB as f64;
+        self.row(
+            "upload",
+            "clamd CPU per GiB scanned",
+            format!("{:.1} s", clamd_cpu / gib),
+            none(),
+            none(),
+        );
+        self.row(
+            "upload",
+            "clamd bytes spooled to its disk per GiB",
+            format!("{:.0} MiB", clamd_written as f64 / gib / MIB as f64),
+            none(),
+            none(),
+        );
+        (r / d, sc / d)
     }
 
     async fn statements(&self) -> f64 {

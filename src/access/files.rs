@@ -3,7 +3,7 @@
 
 use std::{collections::HashMap, time::Duration};
 
-use entity::{Quarter, Section, report_file, stt};
+use entity::{Quarter, ScanResult, Section, report_file, scan_event, stt};
 use sea_orm::{
     ColumnTrait, Condition, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
     Select,
@@ -343,6 +343,36 @@ impl Files {
                 };
                 (slot, v)
             })
+            .collect())
+    }
+}
+
+impl Files {
+    /// The clean scan of each of these files in reach, in one statement.
+    /// Files stored while scanning was off have none.
+    pub async fn clean_scans_of(
+        &self,
+        ids: &[Uuid],
+    ) -> AppResult<HashMap<Uuid, scan_event::Model>> {
+        if ids.is_empty() {
+            return Ok(HashMap::new());
+        }
+        // The reach is the file's, not the scan row's: the scan is read
+        // only for a file the caller may see.
+        let in_reach = Query::select()
+            .column(report_file::Column::Id)
+            .from(report_file::Entity)
+            .and_where(report_file::Column::Id.is_in(ids.iter().copied()))
+            .cond_where(self.file_condition())
+            .take();
+        let rows = scan_event::Entity::find()
+            .filter(scan_event::Column::ReportFileId.in_subquery(in_reach))
+            .filter(scan_event::Column::Result.eq(ScanResult::Clean))
+            .all(self.db.spend(1)?)
+            .await?;
+        Ok(rows
+            .into_iter()
+            .filter_map(|scan| Some((scan.report_file_id?, scan)))
             .collect())
     }
 }

@@ -52,6 +52,10 @@ pub struct NewScanEvent {
 pub struct ScanFilter {
     pub result: Option<ScanResult>,
     pub stt_id: Option<i32>,
+    /// Scans started at or after this time.
+    pub started_from: Option<DateTime<Utc>>,
+    /// Scans started before this time.
+    pub started_before: Option<DateTime<Utc>>,
 }
 
 /// Tries while the database is unreachable: about 3 s in all.
@@ -158,6 +162,12 @@ impl Audit {
         }
         if let Some(stt_id) = filter.stt_id {
             q = q.filter(scan_event::Column::SttId.eq(stt_id));
+        }
+        if let Some(from) = filter.started_from {
+            q = q.filter(scan_event::Column::StartedAt.gte(from));
+        }
+        if let Some(before) = filter.started_before {
+            q = q.filter(scan_event::Column::StartedAt.lt(before));
         }
         if let Some(after) = after {
             q = q.filter(scan_event::Column::Id.lt(after));

@@ -8,7 +8,7 @@
 //! statements and are refused by validation, before any SQL.
 //!
 //! Fields read through DataLoaders (`stt`, `region`, `uploadedBy`,
-//! `isLatest`, `versions`, `user`, `User.stt`, `User.regions`) run one
+//! `isLatest`, `versions`, `scan`, `user`, `User.stt`, `User.regions`) run one
 //! statement per kind for a whole page, so they cost by the rows they bring
 //! (the default), not per statement. Lists multiply their items' cost by the
 //! rows they may return: a connection by its page size, clamped to the

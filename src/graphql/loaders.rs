@@ -1,5 +1,5 @@
 //! DataLoaders: a page of files asks for its STTs, uploaders, latest
-//! versions and versions in one statement each, whatever the page size (and
+//! versions, versions and scans in one statement each, whatever the page size (and
 //! `graphql::cost` prices these fields by rows, not statements). Each loader holds
 //! the capability it reads through, taken from the caller's `Access` when
 //! the request starts; a caller without it gets that capability's error.
@@ -7,7 +7,8 @@
 use std::collections::HashMap;
 
 use async_graphql::dataloader::{DataLoader, HashMapCache, Loader};
-use entity::{region, report_file, stt, user};
+use entity::{region, report_file, scan_event, stt, user};
+use uuid::Uuid;
 
 use crate::{
     access::{Access, Files, People, Reference, Slot},
@@ -21,6 +22,7 @@ pub struct Loaders {
     pub latest: DataLoader<LatestVersionLoader, HashMapCache>,
     pub versions: DataLoader<VersionsLoader, HashMapCache>,
     pub user_regions: DataLoader<UserRegionsLoader, HashMapCache>,
+    pub scans: DataLoader<ScanLoader, HashMapCache>,
 }
 
 fn loader<T: Loader<K>, K: Send + Sync + std::hash::Hash + Eq + Clone + 'static>(
@@ -39,6 +41,7 @@ impl Loaders {
             latest: loader(LatestVersionLoader(Granted::of(access.files()))),
             versions: loader(VersionsLoader(Granted::of(access.files()))),
             user_regions: loader(UserRegionsLoader(Granted::of(access.people()))),
+            scans: loader(ScanLoader(Granted::of(access.files()))),
         }
     }
 }
@@ -63,6 +66,7 @@ pub struct UserLoader(Granted<People>);
 pub struct LatestVersionLoader(Granted<Files>);
 pub struct VersionsLoader(Granted<Files>);
 pub struct UserRegionsLoader(Granted<People>);
+pub struct ScanLoader(Granted<Files>);
 
 impl Loader<i32> for SttLoader {
     type Value = stt::Model;
@@ -118,6 +122,15 @@ impl Loader<i64> for UserRegionsLoader {
 
     async fn load(&self, keys: &[i64]) -> Result<HashMap<i64, Vec<i32>>, GqlError> {
         Ok(self.0.get()?.region_ids_of(keys).await?)
+    }
+}
+
+impl Loader<Uuid> for ScanLoader {
+    type Value = scan_event::Model;
+    type Error = GqlError;
+
+    async fn load(&self, keys: &[Uuid]) -> Result<HashMap<Uuid, scan_event::Model>, GqlError> {
+        Ok(self.0.get()?.clean_scans_of(keys).await?)
     }
 }
 
@@ -180,8 +193,17 @@ pub async fn prefetch_files(
         loaders.versions.feed_many(versions).await;
         Ok::<_, GqlError>(())
     };
-    let (a, b, c, d) = tokio::join!(stts, users, latest, versions);
-    a.and(b).and(c).and(d)
+    let scans = async {
+        if !node.field("scan").exists() {
+            return Ok(());
+        }
+        let ids: Vec<Uuid> = files.iter().map(|f| f.id).collect();
+        let scans = loaders.scans.loader().load(&ids).await?;
+        loaders.scans.feed_many(scans).await;
+        Ok::<_, GqlError>(())
+    };
+    let (a, b, c, d, e) = tokio::join!(stts, users, latest, versions, scans);
+    a.and(b).and(c).and(d).and(e)
 }
 
 fn distinct<K: std::hash::Hash + Eq + Clone>(keys: impl Iterator<Item = K>) -> Vec<K> {

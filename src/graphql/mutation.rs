@@ -69,6 +69,7 @@ impl Mutation {
             shutdown: &app.shutdown,
             scanner: app.scanner.as_ref(),
             client: ctx.request()?.client,
+            metrics: &app.metrics,
         };
         let target = Target {
             fiscal_year: input.fiscal_year,

@@ -2,6 +2,7 @@ use async_graphql::{
     Context, ID, InputObject, Object,
     connection::{Connection, CursorType, Edge, EmptyFields},
 };
+use chrono::{DateTime, Utc};
 use entity::{Quarter, ScanResult, Section, SttType, UserStatus};
 
 use super::{
@@ -181,8 +182,10 @@ impl Query {
     }
 
     /// Virus-scan results of uploads, newest first, optionally of one
-    /// result or STT (OFA and system admins).
+    /// result or STT, or started within `[startedFrom, startedBefore)`
+    /// (OFA and system admins).
     #[graphql(complexity = "cost::events_page(first, child_complexity)")]
+    #[allow(clippy::too_many_arguments)]
     async fn scan_events(
         &self,
         ctx: &Context<'_>,
@@ -190,11 +193,25 @@ impl Query {
         after: Option<String>,
         result: Option<ScanResult>,
         stt_id: Option<i32>,
+        started_from: Option<DateTime<Utc>>,
+        started_before: Option<DateTime<Utc>>,
     ) -> GqlResult<ScanEventConnection> {
         let audit = ctx.access()?.audit()?;
         let first = PageRequest::size(first, "first")?.unwrap_or(DEFAULT_PAGE);
         let after = cursor(after)?;
-        let filter = ScanFilter { result, stt_id };
+        if let (Some(from), Some(before)) = (started_from, started_before)
+            && from >= before
+        {
+            return Err(
+                AppError::bad_input("startedFrom must be earlier than startedBefore").into(),
+            );
+        }
+        let filter = ScanFilter {
+            result,
+            stt_id,
+            started_from,
+            started_before,
+        };
         let mut rows = audit.scan_events(&filter, first, after).await?;
         let has_next = rows.len() as u64 > first;
         rows.truncate(first as usize);

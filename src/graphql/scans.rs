@@ -40,7 +40,6 @@ pub struct ScanEvent {
     pub section: Option<Section>,
     pub started_at: DateTime<Utc>,
     pub finished_at: DateTime<Utc>,
-    pub client_address: Option<String>,
 }
 
 impl From<entity::scan_event::Model> for ScanEvent {
@@ -59,7 +58,6 @@ impl From<entity::scan_event::Model> for ScanEvent {
             section: m.section,
             started_at: m.started_at,
             finished_at: m.finished_at,
-            client_address: m.client_addr.clone(),
             model: m,
         }
     }
@@ -67,6 +65,16 @@ impl From<entity::scan_event::Model> for ScanEvent {
 
 #[ComplexObject]
 impl ScanEvent {
+    /// The address the upload came from; null for callers who are not
+    /// OFA or system administrators (a file's scan is visible to everyone
+    /// who may see the file, its client address is not).
+    async fn client_address(&self, ctx: &Context<'_>) -> GqlResult<Option<String>> {
+        Ok(ctx
+            .access()?
+            .audit()
+            .ok()
+            .and(self.model.client_addr.clone()))
+    }
     /// The report file a clean upload became (null for the others, and if
     /// storing it failed after the scan).
     async fn report_file_id(&self) -> Option<ID> {

@@ -1,6 +1,6 @@
 //! GraphQL object types: thin views over entity models.
 
-use super::{context::ContextExt, cost};
+use super::{context::ContextExt, cost, scans::ScanEvent};
 use crate::{
     access::{Access, Caller, Slot},
     error::{AppError, GqlResult},
@@ -211,6 +211,12 @@ impl ReportFile {
     async fn uploaded_by(&self, ctx: &Context<'_>) -> GqlResult<User> {
         let user = load(ctx.loaders()?.users.load_one(self.0.uploaded_by_id).await?)?;
         Ok(User::seen_by(user, ctx.access()?))
+    }
+    /// The virus scan that let this version be stored; null for files
+    /// stored while scanning was off.
+    async fn scan(&self, ctx: &Context<'_>) -> GqlResult<Option<ScanEvent>> {
+        let scan = ctx.loaders()?.scans.load_one(self.0.id).await?;
+        Ok(scan.map(ScanEvent::from))
     }
     /// Relative URL of the authenticated download route.
     async fn download_url(&self) -> String {

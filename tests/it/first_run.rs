@@ -41,11 +41,7 @@ fn a_missing_postgres_database_is_named_with_the_fix_and_no_password() {
 #[test]
 fn an_unreachable_database_names_its_host_and_port_within_a_second_or_two() {
     let dir = tempfile::tempdir().unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = crate::common::free_port();
     let url = format!("postgres://postgres@127.0.0.1:{port}/rf");
     let started = std::time::Instant::now();
     let (ok, _, err) = run(dir.path(), &["migrate"], &[("DATABASE_URL", &url)]);

@@ -198,11 +198,7 @@ async fn production_keeps_metrics_off_the_api_listener() {
 #[tokio::test]
 async fn metrics_are_served_on_their_own_listener() {
     let app = TestApp::sqlite().await;
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = crate::common::free_port();
     let metrics_addr = format!("127.0.0.1:{port}");
     let server = app
         .spawn_process_with(&[

@@ -12,7 +12,7 @@ use tokio::{
 use crate::common::clamd::{
     ClamdAddr, ScanError, Scanner, Verdict, av_marker, clamd, eicar, limited_clamd, scanner,
 };
-use crate::common::text;
+use crate::common::{free_port, text};
 
 const TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -110,14 +110,6 @@ async fn version_and_ping_answer() {
     assert_eq!(s.cached_version().as_deref(), Some(&*version));
     let session = s.start().await.unwrap();
     assert_eq!(session.engine_version(), &*version);
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 #[tokio::test]
@@ -433,8 +425,69 @@ mod scan_events {
         assert_eq!(error_codes(&bad), vec!["BAD_USER_INPUT"]);
     }
 
+    /// Scans started within `[startedFrom, startedBefore)`, for the audit of a
+    /// period; a range that ends before it starts is refused.
+    async fn scan_events_are_filtered_by_when_they_started(app: TestApp) {
+        use crate::common::clamd::scan_event;
+        let (analyst, _) = app.analyst("analyst", ALABAMA).await;
+        let (_, admin) = app
+            .user("ofa", Some(Role::OfaAdmin), None, &[], UserStatus::Approved)
+            .await;
+        let day = |d: u32| {
+            chrono::NaiveDate::from_ymd_opt(2026, 11, d)
+                .unwrap()
+                .and_hms_opt(12, 0, 0)
+                .unwrap()
+                .and_utc()
+        };
+        for (d, name) in [(1, "nov1.txt"), (2, "nov2.txt"), (3, "nov3.txt")] {
+            let mut event = scan_event(ScanResult::Clean, None, name);
+            event.started_at = day(d);
+            event.finished_at = day(d);
+            app.record(&analyst, ALABAMA, event).await;
+        }
+        let query = "query($from: DateTime, $before: DateTime) {
+            scanEvents(startedFrom: $from, startedBefore: $before) { edges { node { originalFilename } } }
+        }";
+        let names = |body: &Value| -> Vec<String> {
+            body["data"]["scanEvents"]["edges"]
+                .as_array()
+                .unwrap_or_else(|| panic!("{body}"))
+                .iter()
+                .map(|e| e["node"]["originalFilename"].as_str().unwrap().to_string())
+                .collect()
+        };
+        let from_nov2 = app
+            .gql(Some(&admin), query, json!({ "from": day(2) }))
+            .await;
+        assert_eq!(names(&from_nov2), ["nov3.txt", "nov2.txt"]);
+        let before_nov2 = app
+            .gql(Some(&admin), query, json!({ "before": day(2) }))
+            .await;
+        assert_eq!(names(&before_nov2), ["nov1.txt"]);
+        let nov2 = app
+            .gql(
+                Some(&admin),
+                query,
+                json!({ "from": day(2), "before": day(3) }),
+            )
+            .await;
+        assert_eq!(names(&nov2), ["nov2.txt"]);
+        let backwards = app
+            .gql(
+                Some(&admin),
+                query,
+                json!({ "from": day(3), "before": day(2) }),
+            )
+            .await;
+        assert_eq!(error_codes(&backwards), ["BAD_USER_INPUT"], "{backwards}");
+        let message = backwards["errors"][0]["message"].as_str().unwrap();
+        assert!(message.contains("startedFrom"), "{message}");
+    }
+
     db_tests!(
         only_admins_see_scan_events,
-        scan_events_are_listed_newest_first_in_pages
+        scan_events_are_listed_newest_first_in_pages,
+        scan_events_are_filtered_by_when_they_started,
     );
 }

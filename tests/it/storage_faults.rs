@@ -5,49 +5,9 @@
 
 use std::time::{Duration, Instant};
 
-use reqwest::multipart::Part;
 use serde_json::Value;
-use tokio::sync::mpsc;
 
 use crate::common::{ALABAMA, Db, S3Server, TestApp, error_codes, text, upload_input, wait_until};
-
-type Chunk = Result<Vec<u8>, std::io::Error>;
-
-/// A request body fed through a channel: the test decides when each chunk
-/// goes, and a body whose sender is kept but silent is a stalled client.
-fn channel_body() -> (mpsc::Sender<Chunk>, reqwest::Body) {
-    let (tx, mut rx) = mpsc::channel::<Chunk>(4);
-    let stream = futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx));
-    (tx, reqwest::Body::wrap_stream(stream))
-}
-
-/// Starts an upload of a file promised to be `length` bytes long to the
-/// server at `base`, fed from the returned sender; the response (or the
-/// transport error of a server that went away) arrives on the handle.
-fn start_upload(
-    app: &TestApp,
-    base: &str,
-    token: &str,
-    length: u64,
-) -> (
-    mpsc::Sender<Chunk>,
-    tokio::task::JoinHandle<reqwest::Result<(u16, String)>>,
-) {
-    let (tx, body) = channel_body();
-    let req = app.upload_request(
-        base,
-        Some(token),
-        &upload_input(ALABAMA),
-        "f.txt",
-        Part::stream_with_length(body, length),
-    );
-    let response = tokio::spawn(async move {
-        let res = req.send().await?;
-        let status = res.status().as_u16();
-        Ok((status, res.text().await?))
-    });
-    (tx, response)
-}
 
 fn json(body: &str) -> Value {
     serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {body}"))
@@ -56,7 +16,7 @@ fn json(body: &str) -> Value {
 async fn a_stalled_upload_ends_within_its_idle_timeout(app: TestApp) {
     let app = app.with_vars(&[("UPLOAD_IDLE_TIMEOUT_SECS", "2")]).await;
     let (_, token) = app.analyst("analyst", ALABAMA).await;
-    let (tx, response) = start_upload(&app, &app.base, &token, 40 << 20);
+    let (tx, response) = app.start_upload(&app.base, &token, 40 << 20);
     // More than a part, so that storage holds a multipart upload with data.
     for _ in 0..9 {
         tx.send(Ok(text(1 << 20))).await.unwrap();
@@ -112,7 +72,7 @@ async fn magic_numbers_sent_a_byte_ahead_are_refused(app: TestApp) {
         (b"P", b"K\x03\x04"),
     ] {
         let rest = [rest, &text(1000)].concat();
-        let (tx, response) = start_upload(&app, &app.base, &token, (1 + rest.len()) as u64);
+        let (tx, response) = app.start_upload(&app.base, &token, (1 + rest.len()) as u64);
         tx.send(Ok(first.to_vec())).await.unwrap();
         // A client whose first byte goes out in a segment of its own: the
         // behaviour under test, not a wait for the server.
@@ -239,7 +199,7 @@ async fn storage_down_mid_upload_the_abort_is_retried_until_it_is_back() {
     let s3 = S3Server::private();
     let app = TestApp::new(Db::Sqlite, Some(&s3), &[]).await;
     let (_, token) = app.analyst("analyst", ALABAMA).await;
-    let (tx, response) = start_upload(&app, &app.base, &token, 40 << 20);
+    let (tx, response) = app.start_upload(&app.base, &token, 40 << 20);
     for _ in 0..12 {
         tx.send(Ok(text(1 << 20))).await.unwrap();
     }
@@ -285,7 +245,7 @@ async fn database_down_at_the_insert_deletes_the_exact_version() {
     let app = TestApp::new(Db::Postgres, Some(&s3), &[]).await;
     let (_, token) = app.analyst("analyst", ALABAMA).await;
     let size = 10 << 20;
-    let (tx, response) = start_upload(&app, &app.base, &token, size);
+    let (tx, response) = app.start_upload(&app.base, &token, size);
     tx.send(Ok(text(1 << 20))).await.unwrap();
     wait_until(
         Duration::from_secs(10),
@@ -320,7 +280,7 @@ async fn at_the_end_of_the_grace_period_a_running_upload_is_aborted() {
     let mut server = app
         .spawn_process_with(&[("SHUTDOWN_GRACE_SECS", "1")])
         .await;
-    let (tx, response) = start_upload(&app, &server.base, &token, 40 << 20);
+    let (tx, response) = app.start_upload(&server.base, &token, 40 << 20);
     // A slow client: 11 MiB, then it waits.
     for _ in 0..11 {
         tx.send(Ok(text(1 << 20))).await.unwrap();
@@ -350,7 +310,7 @@ async fn a_staging_file_left_by_a_killed_process_is_gone_after_the_next_start() 
     let app = TestApp::new(Db::Sqlite, None, &[]).await;
     let (_, token) = app.analyst("analyst", ALABAMA).await;
     let mut server = app.spawn_process().await;
-    let (tx, response) = start_upload(&app, &server.base, &token, 40 << 20);
+    let (tx, response) = app.start_upload(&server.base, &token, 40 << 20);
     for _ in 0..9 {
         tx.send(Ok(text(1 << 20))).await.unwrap();
     }

@@ -6,8 +6,8 @@ use entity::{Role, UserStatus};
 use serde_json::{Value, json};
 
 use crate::common::{
-    ALABAMA, ALASKA, Db, S3Server, TestApp, UPLOAD, UPLOAD_MAP, error_codes, sha256_hex,
-    storage_tests, text, upload_input, upload_operations, wait_until, with_headers,
+    ALABAMA, ALASKA, Db, S3Server, TestApp, UPLOAD, UPLOAD_MAP, channel_body, error_codes,
+    sha256_hex, storage_tests, text, upload_input, upload_operations, wait_until, with_headers,
 };
 
 async fn sizes_round_trip_byte_for_byte(app: TestApp) {
@@ -513,8 +513,7 @@ async fn storage_failing_mid_upload_leaves_no_row() {
     let app = TestApp::new(Db::Sqlite, Some(&s3), &[]).await;
     let (_, token) = app.analyst("analyst", ALABAMA).await;
     // A body that pauses after 12 MiB, until the store is stopped.
-    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Vec<u8>, std::io::Error>>(4);
-    let body = reqwest::Body::wrap_stream(tokio_stream_from(rx));
+    let (tx, body) = channel_body();
     let upload = {
         let app = &app;
         let token = token.clone();
@@ -555,10 +554,4 @@ async fn storage_failing_mid_upload_leaves_no_row() {
     );
     s3.start();
     app.assert_nothing_stored("storage failed midway").await;
-}
-
-fn tokio_stream_from<T: Send + 'static>(
-    mut rx: tokio::sync::mpsc::Receiver<T>,
-) -> impl futures_util::Stream<Item = T> {
-    futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx))
 }

@@ -23,7 +23,7 @@ pub use nginx::{Nginx, NginxSpec};
 pub use oidc::{Browser, OidcProvider, location, set_cookie, set_cookies};
 pub use process::ServerProcess;
 pub use proxy::Proxy;
-pub use requests::{UPLOAD, UPLOAD_MAP, upload_operations};
+pub use requests::{UPLOAD, UPLOAD_MAP, channel_body, upload_operations};
 pub use s3::S3Server;
 pub use server::{TestApp, new_postgres_database, now_secs, postgres_addr, schema_sdl};
 
@@ -86,6 +86,16 @@ macro_rules! db_tests {
     };
 }
 pub(crate) use db_tests;
+
+/// A port nothing listens on at 127.0.0.1 now: for a service a test
+/// starts, or an address that refuses connections.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
 
 /// How often [`wait_for`] looks again.
 const POLL: Duration = Duration::from_millis(20);

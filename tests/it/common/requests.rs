@@ -11,7 +11,9 @@ use reqwest::{
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
 use serde_json::{Value, json};
 
-use super::{TestApp, upload_input, wait_for, with_headers};
+use tokio::sync::mpsc;
+
+use super::{ALABAMA, TestApp, upload_input, wait_for, with_headers};
 
 pub const UPLOAD: &str = "mutation($input: UploadReportFileInput!, $file: Upload!) {
   uploadReportFile(input: $input, file: $file) {
@@ -26,6 +28,17 @@ pub const UPLOAD_MAP: &str = r#"{"0":["variables.file"]}"#;
 /// The `operations` part of an upload of a file with this input.
 pub fn upload_operations(input: &Value) -> String {
     json!({ "query": UPLOAD, "variables": { "input": input, "file": null } }).to_string()
+}
+
+/// A chunk of a request body fed through a channel.
+pub type Chunk = Result<Vec<u8>, std::io::Error>;
+
+/// A request body fed through a channel: the test decides when each chunk
+/// goes, and a body whose sender is kept but silent is a stalled client.
+pub fn channel_body() -> (mpsc::Sender<Chunk>, reqwest::Body) {
+    let (tx, mut rx) = mpsc::channel::<Chunk>(4);
+    let stream = futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx));
+    (tx, reqwest::Body::wrap_stream(stream))
 }
 
 /// A file uploaded through the API.
@@ -161,6 +174,35 @@ impl TestApp {
             Some(t) => req.bearer_auth(t),
             None => req,
         }
+    }
+
+    /// Starts an upload for Alabama of a file promised to be `length` bytes
+    /// long to the server at `base`, fed from the returned sender; the
+    /// response (or the transport error of a server that went away)
+    /// arrives on the handle.
+    pub fn start_upload(
+        &self,
+        base: &str,
+        token: &str,
+        length: u64,
+    ) -> (
+        mpsc::Sender<Chunk>,
+        tokio::task::JoinHandle<reqwest::Result<(u16, String)>>,
+    ) {
+        let (tx, body) = channel_body();
+        let req = self.upload_request(
+            base,
+            Some(token),
+            &upload_input(ALABAMA),
+            "f.txt",
+            Part::stream_with_length(body, length),
+        );
+        let response = tokio::spawn(async move {
+            let res = req.send().await?;
+            let status = res.status().as_u16();
+            Ok((status, res.text().await?))
+        });
+        (tx, response)
     }
 
     /// Uploads `bytes` for `stt` in the fixed slot; the upload must succeed.
