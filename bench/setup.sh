@@ -23,7 +23,8 @@ start_weed "$WORK/s3" "$BASE" "$KEY" "$SECRET"
 pids+=("$(cat "$WORK/s3/weed.pid")")
 for _ in $(seq 1 40); do make_bucket $((BASE + 1)) "$BUCKET" && break; sleep 0.5; done
 
-psql "$PG_URL" -qc "DROP DATABASE IF EXISTS rf_bench" >/dev/null
+# FORCE: a server of an earlier run may still be closing its connections.
+psql "$PG_URL" -qc "DROP DATABASE IF EXISTS rf_bench WITH (FORCE)" >/dev/null
 psql "$PG_URL" -qc "CREATE DATABASE rf_bench" >/dev/null
 DB_URL="${PG_URL%/*}/rf_bench"
 
@@ -43,7 +44,7 @@ export RUST_LOG=warn LOG_JSON=false
 start_server() {
   local port=$1 name=$2
   shift 2
-  (cd "$WORK" && env BIND_ADDR="127.0.0.1:$port" "$@" "$OLDPWD/target/release/reportfiles" serve >"$WORK/$name.log" 2>&1) &
+  (cd "$WORK" && exec env BIND_ADDR="127.0.0.1:$port" "$@" "$OLDPWD/target/release/reportfiles" serve >"$WORK/$name.log" 2>&1) &
   pids+=($!)
   STARTED_PID=$!
   for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$port/readyz" >/dev/null && break; sleep 0.1; done

@@ -17,7 +17,7 @@
 //! preflight that other origins fail, so the session cookie (also
 //! SameSite=Lax) cannot be used to run a mutation from another site.
 
-use std::net::IpAddr;
+use std::{net::IpAddr, time::Duration};
 
 use async_graphql::{ErrorExtensionValues, ServerError, Variables, parser::types::OperationType};
 use axum::{
@@ -77,6 +77,15 @@ pub fn router(app: AppState) -> Router {
             slots,
         })
 }
+
+/// How long a document refused before execution (unparsable, or over the
+/// depth or cost limits) keeps its caller's slot after the answer. A
+/// frontend sends the documents it was built with, which pass; a caller who
+/// floods the server with refused ones (8 alias bombs at a time) would
+/// otherwise keep both cores parsing them, and everyone else waiting. The
+/// refusal itself is not delayed: only that caller's next requests wait
+/// for a slot (`GRAPHQL_CONCURRENT_WAIT_MS`).
+const REFUSED_DOCUMENT_HOLD: Duration = Duration::from_millis(250);
 
 const GRAPHQL_RESPONSE_JSON: &str = "application/graphql-response+json";
 const APPLICATION_JSON: &str = "application/json";
@@ -392,7 +401,7 @@ async fn execute(
     };
     let mut request = request;
     // Held until the response is built; `None` for uploads.
-    let _slot = if is_upload(&mut request, upload.is_some()) {
+    let slot = if is_upload(&mut request, upload.is_some()) {
         None
     } else {
         let key = CallerKey::of(&access, client);
@@ -414,8 +423,24 @@ async fn execute(
     let operation_name = request.operation_name.clone();
     let request = request.data(RequestData::new(access, upload, client));
     let mut response = schema.execute(request).await;
+    if refused_before_execution(&response)
+        && let Some(slot) = slot
+    {
+        tokio::spawn(async move {
+            tokio::time::sleep(REFUSED_DOCUMENT_HOLD).await;
+            drop(slot);
+        });
+    }
     shape_response(endpoint, &query, operation_name.as_deref(), &mut response);
     respond(response, response_type)
+}
+
+/// Whether the document was refused as a whole, before any field ran:
+/// errors, no data, and no error of a field (those have a path).
+fn refused_before_execution(response: &async_graphql::Response) -> bool {
+    response.data == async_graphql::Value::Null
+        && !response.errors.is_empty()
+        && response.errors.iter().all(|e| e.path.is_empty())
 }
 
 /// Keys in selection order, and nulls where fields errored (see `shape`).

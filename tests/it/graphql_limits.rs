@@ -541,3 +541,62 @@ db_tests!(
     a_frontend_page_of_100_files_passes_in_a_few_statements,
     the_statement_budget_stops_a_request_that_would_run_more,
 );
+
+/// A refused document keeps its caller's slot for a moment after the
+/// answer: a caller flooding the server with alias bombs is slowed down to
+/// a few a second, while the refusal itself stays fast and other callers
+/// are not held up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_caller_whose_documents_are_refused_waits_for_its_slot_others_do_not() {
+    let app = TestApp::sqlite()
+        .await
+        .with_vars(&[
+            ("GRAPHQL_MAX_CONCURRENT_PER_USER", "1"),
+            ("GRAPHQL_CONCURRENT_WAIT_MS", "0"),
+        ])
+        .await;
+    let alice = warm_analyst(&app).await;
+    let (_, bob) = app.analyst("bob", ALABAMA).await;
+    let bomb = aliases(1000, "reportFiles(first: 0) { totalCount }");
+    let started = Instant::now();
+    let refused = app.gql_status(Some(&alice), &bomb, json!({})).await;
+    // Not delayed by the hold (250 ms); one try, so with room for a busy
+    // machine beside the fastest-of-ten bound of the tests above.
+    assert!(
+        started.elapsed() < Duration::from_millis(200),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(error_codes(&refused.1), ["BAD_USER_INPUT"], "{}", refused.1);
+    // Her one slot is still held: her next request is turned away at once.
+    let (status, body) = app
+        .gql_status(Some(&alice), "{ me { id } }", json!({}))
+        .await;
+    assert_eq!(status, 429, "{body}");
+    // Bob is served meanwhile.
+    let body = app.gql(Some(&bob), "{ me { id } }", json!({})).await;
+    assert!(body.get("errors").is_none(), "{body}");
+    // And she is again soon after.
+    wait_until(
+        Duration::from_secs(2),
+        "alice is served again",
+        async || {
+            app.gql_status(Some(&alice), "{ me { id } }", json!({}))
+                .await
+                .0
+                == 200
+        },
+    )
+    .await;
+    assert!(started.elapsed() >= Duration::from_millis(250));
+    // A query that runs, even one with errors in its fields, gives the slot
+    // back at once.
+    let (_, pending) = app.pending("pending").await;
+    for _ in 0..3 {
+        let (status, body) = app
+            .gql_status(Some(&pending), "{ reportFiles { totalCount } }", json!({}))
+            .await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(error_codes(&body), ["FORBIDDEN"], "{body}");
+    }
+}
