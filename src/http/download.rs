@@ -1,6 +1,8 @@
 //! `GET`/`HEAD /v1/report-files/{id}/download`: the one route that hands out
 //! file bytes. It streams the object from storage as it arrives, chunk by
-//! chunk, and records every request as a DownloadEvent.
+//! chunk, and records every request as a DownloadEvent. A client that
+//! prefers the coding of the file's compressed copy gets the copy: its own
+//! representation, with its own length, ETag and byte ranges.
 
 use std::{
     ops::RangeInclusive,
@@ -27,6 +29,7 @@ use super::client::Client;
 use crate::{
     access::{Access, NewDownloadEvent},
     app::AppState,
+    encoding::{self, Coding, RecordedCopy},
     error::AppError,
     metrics::Active,
     storage::ByteStream,
@@ -84,7 +87,10 @@ async fn download(
             user_agent: text(header::USER_AGENT).map(|u| u.chars().take(512).collect()),
         },
     };
-    let meta = Meta::of(&file);
+    // The copy's bytes are a representation of their own: validators,
+    // length and ranges below are all of what is sent.
+    let copy = encoding::recorded_copy(&file).filter(|c| encoding::accepts(&headers, c.coding));
+    let meta = Meta::of(&file, copy.as_ref());
 
     if not_modified(&headers, &meta) {
         if method == Method::GET {
@@ -102,6 +108,7 @@ async fn download(
             header::CONTENT_RANGE,
             value(&format!("bytes */{}", meta.size)),
         );
+        res.headers_mut().insert(header::VARY, vary());
         return res;
     };
     let length = range
@@ -113,12 +120,11 @@ async fn download(
         Body::empty()
     } else {
         let byte_range = range.as_ref().map(|r| *r.start()..r.end() + 1);
-        let version = file.storage_version.as_deref();
-        match state
-            .storage
-            .open(&file.object_key, version, byte_range)
-            .await
-        {
+        let (key, version) = match &copy {
+            Some(c) => (c.key, c.version),
+            None => (file.object_key.as_str(), file.storage_version.as_deref()),
+        };
+        match state.storage.open(key, version, byte_range).await {
             Ok(stream) => Body::from_stream(Tracked {
                 inner: stream,
                 sent: 0,
@@ -139,6 +145,12 @@ async fn download(
     meta.validators(h);
     h.insert(header::CONTENT_LENGTH, HeaderValue::from(length));
     h.insert(header::CONTENT_TYPE, value(&file.content_type));
+    if let Some(coding) = meta.coding {
+        h.insert(
+            header::CONTENT_ENCODING,
+            HeaderValue::from_static(coding.token()),
+        );
+    }
     h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
     h.insert(
         header::CONTENT_DISPOSITION,
@@ -162,25 +174,46 @@ fn value(s: &str) -> HeaderValue {
     HeaderValue::from_str(s).unwrap_or_else(|_| HeaderValue::from_static("invalid"))
 }
 
-/// The validators of a file. Files are immutable, so the SHA-256 of the
-/// bytes is a strong ETag on every instance.
+/// Responses differ by `Accept-Encoding` whether or not this one is
+/// encoded: a cache must not hand one client's representation to another.
+fn vary() -> HeaderValue {
+    HeaderValue::from_static("accept-encoding")
+}
+
+/// The validators of what is sent: the file, or its compressed copy. Files
+/// are immutable, so the SHA-256 of the bytes is a strong ETag on every
+/// instance; the copy's is that, marked with the coding (its bytes are
+/// written once and never change either).
 struct Meta {
     etag: String,
     modified: SystemTime,
     size: u64,
+    coding: Option<Coding>,
+    /// Whether an `If-Range` date may keep a range.
+    date_validates_ranges: bool,
 }
 
 impl Meta {
-    fn of(file: &report_file::Model) -> Self {
+    fn of(file: &report_file::Model, copy: Option<&RecordedCopy<'_>>) -> Self {
         let seconds = file.created_at.timestamp().max(0) as u64;
+        let (etag, size) = match copy {
+            Some(c) => (format!("\"{}-{}\"", file.sha256, c.coding.token()), c.size),
+            None => (format!("\"{}\"", file.sha256), file.size_bytes as u64),
+        };
         Meta {
-            etag: format!("\"{}\"", file.sha256),
+            etag,
             modified: SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(seconds),
-            size: file.size_bytes as u64,
+            size,
+            coding: copy.map(|c| c.coding),
+            // Both representations share Last-Modified: a date cannot tell
+            // whether a partial download holds encoded bytes, so it keeps
+            // no range of them (identity stays as it always was).
+            date_validates_ranges: copy.is_none(),
         }
     }
 
     fn validators(&self, h: &mut HeaderMap) {
+        h.insert(header::VARY, vary());
         h.insert(header::ETAG, value(&self.etag));
         h.insert(
             header::LAST_MODIFIED,
@@ -219,7 +252,8 @@ fn requested_range(headers: &HeaderMap, meta: &Meta) -> Result<Option<RangeInclu
         let current = if if_range.starts_with('"') {
             if_range == meta.etag
         } else {
-            httpdate::parse_http_date(if_range).is_ok_and(|d| d == meta.modified)
+            meta.date_validates_ranges
+                && httpdate::parse_http_date(if_range).is_ok_and(|d| d == meta.modified)
         };
         if !current {
             return Ok(None);
@@ -397,6 +431,8 @@ mod tests {
             etag: "\"abc\"".into(),
             modified: httpdate::parse_http_date("Sun, 29 Nov 2026 10:00:00 GMT").unwrap(),
             size: 100,
+            coding: None,
+            date_validates_ranges: true,
         }
     }
 
@@ -462,6 +498,23 @@ mod tests {
         assert_eq!(
             range(&[r, (header::IF_RANGE, "Sun, 29 Nov 2026 09:00:00 GMT")]),
             Ok(None)
+        );
+    }
+
+    #[test]
+    fn a_date_validates_no_range_of_the_encoded_bytes() {
+        let mut m = meta();
+        m.date_validates_ranges = false;
+        let h = headers(&[
+            (header::RANGE, "bytes=0-9"),
+            (header::IF_RANGE, "Sun, 29 Nov 2026 10:00:00 GMT"),
+        ]);
+        assert_eq!(requested_range(&h, &m), Ok(None));
+        let h = headers(&[(header::RANGE, "bytes=0-9"), (header::IF_RANGE, "\"abc\"")]);
+        assert_eq!(
+            requested_range(&h, &m),
+            Ok(Some(0..=9)),
+            "an ETag still does"
         );
     }
 

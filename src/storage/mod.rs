@@ -19,8 +19,8 @@ use std::{ops::Range, path::PathBuf, sync::Arc, time::Duration};
 use bytes::Bytes;
 use futures_util::stream::BoxStream;
 use object_store::{
-    BackoffConfig, ClientOptions, GetOptions, GetRange, ObjectStore, ObjectStoreExt, RetryConfig,
-    aws::AmazonS3Builder, local::LocalFileSystem, memory::InMemory, path::Path,
+    BackoffConfig, ClientOptions, GetOptions, GetRange, ObjectStore, ObjectStoreExt, PutResult,
+    RetryConfig, aws::AmazonS3Builder, local::LocalFileSystem, memory::InMemory, path::Path,
     prefix::PrefixStore,
 };
 use secrecy::ExposeSecret;
@@ -170,6 +170,15 @@ impl Storage {
             self.abort_retry_for,
             pending,
         ))
+    }
+
+    /// Writes a small object at `key` in one request: a completed object,
+    /// or none at all.
+    pub async fn put(&self, key: &str, bytes: Bytes) -> AppResult<PutResult> {
+        self.store
+            .put(&Path::from(key), bytes.into())
+            .await
+            .map_err(unavailable)
     }
 
     /// Waits, at most `within`, until no multipart upload is open or being
