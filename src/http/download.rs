@@ -89,8 +89,9 @@ async fn download(
     };
     // The copy's bytes are a representation of their own: validators,
     // length and ranges below are all of what is sent.
-    let copy = encoding::recorded_copy(&file).filter(|c| encoding::accepts(&headers, c.coding));
-    let meta = Meta::of(&file, copy.as_ref());
+    let stored = encoding::recorded_copy(&file);
+    let copy = stored.filter(|c| encoding::accepts(&headers, c.coding));
+    let meta = Meta::of(&file, copy.as_ref(), stored.as_ref());
 
     if not_modified(&headers, &meta) {
         if method == Method::GET {
@@ -191,16 +192,37 @@ struct Meta {
     coding: Option<Coding>,
     /// Whether an `If-Range` date may keep a range.
     date_validates_ranges: bool,
+    /// When the original is sent and the file has a copy: the copy's ETag,
+    /// which validates ranges of the original too.
+    copy_etag: Option<String>,
 }
 
 impl Meta {
-    fn of(file: &report_file::Model, copy: Option<&RecordedCopy<'_>>) -> Self {
+    /// `copy`: the copy, when it is what is sent; `stored`: the file's
+    /// copy, sent or not.
+    fn of(
+        file: &report_file::Model,
+        copy: Option<&RecordedCopy<'_>>,
+        stored: Option<&RecordedCopy<'_>>,
+    ) -> Self {
         let seconds = file.created_at.timestamp().max(0) as u64;
+        let copy_etag = |c: &RecordedCopy<'_>| format!("\"{}-{}\"", file.sha256, c.coding.token());
         let (etag, size) = match copy {
-            Some(c) => (format!("\"{}-{}\"", file.sha256, c.coding.token()), c.size),
+            Some(c) => (copy_etag(c), c.size),
             None => (format!("\"{}\"", file.sha256), file.size_bytes as u64),
         };
         Meta {
+            // A browser resumes a download it received encoded by asking
+            // for the original bytes from the length it saved (decoded),
+            // with `Accept-Encoding: identity` and the copy's ETag in
+            // If-Range (Chromium does). Those saved bytes are the
+            // original's, so the copy's ETag validates a range of the
+            // original. Never the reverse: bytes of the original continue
+            // no range of the copy.
+            copy_etag: match copy {
+                None => stored.map(copy_etag),
+                Some(_) => None,
+            },
             etag,
             modified: SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(seconds),
             size,
@@ -250,7 +272,7 @@ fn requested_range(headers: &HeaderMap, meta: &Meta) -> Result<Option<RangeInclu
     };
     if let Some(if_range) = headers.get(header::IF_RANGE).and_then(|v| v.to_str().ok()) {
         let current = if if_range.starts_with('"') {
-            if_range == meta.etag
+            if_range == meta.etag || meta.copy_etag.as_deref() == Some(if_range)
         } else {
             meta.date_validates_ranges
                 && httpdate::parse_http_date(if_range).is_ok_and(|d| d == meta.modified)
@@ -433,6 +455,7 @@ mod tests {
             size: 100,
             coding: None,
             date_validates_ranges: true,
+            copy_etag: None,
         }
     }
 
@@ -515,6 +538,26 @@ mod tests {
             requested_range(&h, &m),
             Ok(Some(0..=9)),
             "an ETag still does"
+        );
+    }
+
+    #[test]
+    fn the_copys_etag_validates_a_range_of_the_original() {
+        let mut m = meta();
+        m.copy_etag = Some("\"abc-zstd\"".into());
+        let h = headers(&[
+            (header::RANGE, "bytes=0-9"),
+            (header::IF_RANGE, "\"abc-zstd\""),
+        ]);
+        assert_eq!(requested_range(&h, &m), Ok(Some(0..=9)));
+        let h = headers(&[
+            (header::RANGE, "bytes=0-9"),
+            (header::IF_RANGE, "\"abc-gzip\""),
+        ]);
+        assert_eq!(
+            requested_range(&h, &m),
+            Ok(None),
+            "another coding's does not"
         );
     }
 
