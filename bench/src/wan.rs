@@ -16,14 +16,15 @@ use sea_orm::{ConnectionTrait, Database, Statement};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
-use super::{MIB, hex, median, var};
+use super::{MIB, RssPeak, hex, median, rss_kib, var};
 
 pub async fn run(phase: Option<&str>) {
     match phase {
         Some("prepare") => prepare().await,
         Some("measure") => measure().await,
         Some("codecs") => codecs(),
-        _ => panic!("usage: rf-bench wan prepare|measure|codecs (run bench/wan)"),
+        Some("uploads") => uploads().await,
+        _ => panic!("usage: rf-bench wan prepare|measure|codecs|uploads (run bench/wan)"),
     }
 }
 
@@ -222,17 +223,15 @@ fn codecs() {
     }
 }
 
-/// On the host: uploads the file through the route and prints what the
-/// measuring side needs, as `export` lines for the script.
-async fn prepare() {
-    let size: usize = std::env::var("WAN_MIB").map_or(64, |v| v.parse().unwrap()) * MIB;
-    let data = tanf(size);
+/// Uploads `data` through the route (on the host's side of the link): the
+/// file's id, and how long the upload took.
+async fn upload(data: Vec<u8>, name: &str) -> (String, Duration) {
     let sha = hex(&Sha256::digest(&data));
     let operations = json!({
         "query": "mutation($input: UploadReportFileInput!, $file: Upload!) { uploadReportFile(input: $input, file: $file) { id sha256 } }",
         "variables": { "input": { "sttId": 1, "fiscalYear": 2026, "quarter": "Q1", "section": "ACTIVE_CASE_DATA" }, "file": null }
     });
-    let part = reqwest::multipart::Part::bytes(data).file_name("ADS.E2J.NDM1.TS01");
+    let part = reqwest::multipart::Part::bytes(data).file_name(name.to_string());
     let form = reqwest::multipart::Form::new()
         .text("operations", operations.to_string())
         .text("map", r#"{"0":["variables.file"]}"#)
@@ -254,7 +253,79 @@ async fn prepare() {
         .as_str()
         .unwrap_or_else(|| panic!("upload failed: {res}"));
     assert_eq!(file["sha256"].as_str(), Some(sha.as_str()), "server hash");
-    eprintln!("uploaded {} MiB in {:.2?}", size / MIB, started.elapsed());
+    (id.to_string(), started.elapsed())
+}
+
+/// The S3 client of the bench itself: the bucket the server stores in.
+fn s3() -> object_store::aws::AmazonS3 {
+    AmazonS3Builder::new()
+        .with_endpoint(var("AWS_ENDPOINT_URL"))
+        .with_bucket_name(var("BENCH_BUCKET"))
+        .with_access_key_id(var("AWS_ACCESS_KEY_ID"))
+        .with_secret_access_key(var("AWS_SECRET_ACCESS_KEY"))
+        .with_region("us-east-1")
+        .with_allow_http(true)
+        .with_client_options(
+            object_store::ClientOptions::new()
+                .with_allow_http(true)
+                .with_timeout_disabled(),
+        )
+        .build()
+        .unwrap()
+}
+
+/// On the host: the TANF-like file uploaded through the route (compressed
+/// copy and all) and as a direct S3 multipart PUT (8 MiB parts, 2 in
+/// flight, as the server sends the original), alternating; the server's
+/// peak RSS growth during the route's uploads.
+async fn uploads() {
+    let size: usize = std::env::var("WAN_UPLOAD_MIB").map_or(256, |v| v.parse().unwrap()) * MIB;
+    let pid: u32 = var("BENCH_PID").parse().unwrap();
+    let data = tanf(size);
+    let s3 = s3();
+    let (mut route, mut direct, mut growth) = (Vec::new(), Vec::new(), 0u64);
+    for i in 0..3 {
+        let idle = rss_kib(pid);
+        let sampler = RssPeak::start(pid);
+        let (_, took) = upload(data.clone(), "upload.ts01").await;
+        growth = growth.max(sampler.finish().saturating_sub(idle));
+        route.push(size as f64 / took.as_secs_f64());
+
+        let bytes = bytes::Bytes::from(data.clone());
+        let started = Instant::now();
+        let put = object_store::ObjectStoreExt::put_multipart(
+            &s3,
+            &Path::from(format!("bench-direct/{i}")),
+        )
+        .await
+        .unwrap();
+        let mut w = object_store::WriteMultipart::new_with_chunk_size(put, 8 * MIB);
+        for off in (0..size).step_by(MIB) {
+            w.wait_for_capacity(2).await.unwrap();
+            w.put(bytes.slice(off..(off + MIB).min(size)));
+        }
+        w.finish().await.unwrap();
+        direct.push(size as f64 / started.elapsed().as_secs_f64());
+    }
+    let (r, d) = (median(route), median(direct));
+    println!(
+        "upload of {} MiB TANF-like text, median of 3: route {:.0} MB/s, direct multipart PUT {:.0} MB/s, ratio {:.2}; server peak RSS growth {:.1} MiB",
+        size / MIB,
+        r / 1e6,
+        d / 1e6,
+        r / d,
+        growth as f64 / 1024.0
+    );
+}
+
+/// On the host: uploads the file through the route and prints what the
+/// measuring side needs, as `export` lines for the script.
+async fn prepare() {
+    let size: usize = std::env::var("WAN_MIB").map_or(64, |v| v.parse().unwrap()) * MIB;
+    let data = tanf(size);
+    let sha = hex(&Sha256::digest(&data));
+    let (id, took) = upload(data, "ADS.E2J.NDM1.TS01").await;
+    eprintln!("uploaded {} MiB in {took:.2?}", size / MIB);
     let db = Database::connect(var("DATABASE_URL")).await.unwrap();
     let row = db
         .query_one_raw(Statement::from_string(

@@ -32,6 +32,14 @@ const QUEUE: usize = 4;
 /// incompressible content does not cost the compressor's CPU to the end.
 const PROBE_BYTES: u64 = 4 << 20;
 
+/// Encoded bytes are moved out of the compressor this many at a time.
+const FLUSH_BYTES: usize = 256 << 10;
+
+/// Parts of the copy in flight at once. The copy is smaller than the
+/// original, which has the configured number in flight beside it: one is
+/// enough to keep up, and keeps an upload's memory within its bound.
+const COPY_PARTS_IN_FLIGHT: usize = 1;
+
 /// A copy being written while the upload streams.
 pub struct EncodedCopy {
     tx: Option<mpsc::Sender<Bytes>>,
@@ -47,7 +55,7 @@ pub struct StagedCopy {
     key: String,
     size: u64,
     /// The encoded bytes not yet handed to storage.
-    tail: Vec<u8>,
+    tail: Vec<Bytes>,
     /// The multipart upload, once the copy outgrew one part.
     writer: Option<ObjectWriter>,
 }
@@ -142,6 +150,22 @@ struct Worker {
     cancelled: Arc<AtomicBool>,
 }
 
+/// Where the encoded bytes are: held, or in the copy's multipart upload.
+#[derive(Default)]
+struct Out {
+    /// Encoded bytes so far.
+    size: u64,
+    /// Encoded bytes not yet in storage.
+    held: Vec<Bytes>,
+    writer: Option<ObjectWriter>,
+}
+
+impl Out {
+    fn held_len(&self) -> usize {
+        self.held.iter().map(Bytes::len).sum()
+    }
+}
+
 /// Why a copy was given up.
 enum GaveUp {
     NotWorthIt,
@@ -150,8 +174,8 @@ enum GaveUp {
 
 impl Worker {
     fn run(self, mut rx: mpsc::Receiver<Bytes>) -> Option<StagedCopy> {
-        let mut writer = None;
-        let result = self.encode(&mut rx, &mut writer);
+        let mut out = Out::default();
+        let result = self.encode(&mut rx, &mut out);
         // Whatever ends the copy early, the channel closes: the upload's
         // `feed` stops waiting for a compressor that is gone.
         drop(rx);
@@ -165,21 +189,16 @@ impl Worker {
                 if let GaveUp::Failed(e) = why {
                     tracing::warn!(key = %self.key, error = %e, "the encoded copy of an upload failed; the file is stored without it");
                 }
-                self.discard(writer);
+                self.discard(out.writer);
                 None
             }
         }
     }
 
-    fn encode(
-        &self,
-        rx: &mut mpsc::Receiver<Bytes>,
-        writer: &mut Option<ObjectWriter>,
-    ) -> Result<StagedCopy, GaveUp> {
+    fn encode(&self, rx: &mut mpsc::Receiver<Bytes>, out: &mut Out) -> Result<StagedCopy, GaveUp> {
         let failed = |e: &dyn std::fmt::Display| GaveUp::Failed(e.to_string());
         let mut encoder = Encoder::new(self.policy).map_err(|e| failed(&e))?;
         let mut input: u64 = 0;
-        let mut sent: u64 = 0;
         let mut probed = false;
         while let Some(chunk) = rx.blocking_recv() {
             if self.cancelled.load(Ordering::SeqCst) {
@@ -189,46 +208,54 @@ impl Worker {
             encoder.write(&chunk).map_err(|e| failed(&e))?;
             if !probed && input >= PROBE_BYTES {
                 probed = true;
-                if !worth_keeping(input, sent + encoder.buffered() as u64) {
+                if !worth_keeping(input, out.size + encoder.buffered() as u64) {
                     return Err(GaveUp::NotWorthIt);
                 }
             }
-            if encoder.buffered() >= self.part_size {
-                let part = encoder.take();
-                sent += part.len() as u64;
-                self.send(writer, part)?;
+            if encoder.buffered() >= FLUSH_BYTES {
+                self.send(out, encoder.take())?;
             }
         }
         if self.cancelled.load(Ordering::SeqCst) {
             return Err(GaveUp::NotWorthIt);
         }
-        let tail = encoder.finish().map_err(|e| failed(&e))?;
-        let size = sent + tail.len() as u64;
-        if input == 0 || !worth_keeping(input, size) {
+        let last = Bytes::from(encoder.finish().map_err(|e| failed(&e))?);
+        out.size += last.len() as u64;
+        out.held.push(last);
+        if input == 0 || !worth_keeping(input, out.size) {
             return Err(GaveUp::NotWorthIt);
         }
         Ok(StagedCopy {
             coding: self.policy.coding,
             key: self.key.clone(),
-            size,
-            tail,
-            writer: writer.take(),
+            size: out.size,
+            tail: std::mem::take(&mut out.held),
+            writer: out.writer.take(),
         })
     }
 
-    /// Hands one part to the copy's multipart upload, begun on the first.
-    fn send(&self, writer: &mut Option<ObjectWriter>, part: Vec<u8>) -> Result<(), GaveUp> {
+    /// Holds encoded bytes until they make a part; from then on, they go
+    /// to the copy's multipart upload, begun then.
+    fn send(&self, out: &mut Out, bytes: Bytes) -> Result<(), GaveUp> {
         let failed = |e: crate::error::AppError| GaveUp::Failed(e.to_string());
-        if writer.is_none() {
-            let begun = self.runtime.block_on(self.storage.writer(&self.key));
-            *writer = Some(begun.map_err(failed)?);
+        out.size += bytes.len() as u64;
+        out.held.push(bytes);
+        if out.writer.is_none() {
+            if out.held_len() < self.part_size {
+                return Ok(());
+            }
+            let begun = self
+                .runtime
+                .block_on(self.storage.writer_with(&self.key, COPY_PARTS_IN_FLIGHT));
+            out.writer = Some(begun.map_err(failed)?);
         }
-        let Some(w) = writer.as_mut() else {
+        let Some(w) = out.writer.as_mut() else {
             return Ok(());
         };
-        self.runtime
-            .block_on(w.write(Bytes::from(part)))
-            .map_err(failed)
+        for bytes in std::mem::take(&mut out.held) {
+            self.runtime.block_on(w.write(bytes)).map_err(failed)?;
+        }
+        Ok(())
     }
 
     fn discard(&self, writer: Option<ObjectWriter>) {
@@ -242,16 +269,28 @@ impl StagedCopy {
     /// Stores the copy as a complete object. A failure leaves nothing and
     /// only costs the copy: the file is stored without it.
     pub async fn complete(self, storage: &Storage) -> Option<StoredCopy> {
-        let tail = Bytes::from(self.tail);
         let put = match self.writer {
-            Some(mut w) => match w.write(tail).await {
-                Ok(()) => w.finish().await,
-                Err(e) => {
-                    w.abort().await;
-                    Err(e)
+            Some(mut w) => {
+                let mut written = Ok(());
+                for bytes in self.tail {
+                    written = w.write(bytes).await;
+                    if written.is_err() {
+                        break;
+                    }
                 }
-            },
-            None => storage.put(&self.key, tail).await,
+                match written {
+                    Ok(()) => w.finish().await,
+                    Err(e) => {
+                        w.abort().await;
+                        Err(e)
+                    }
+                }
+            }
+            None => {
+                storage
+                    .put(&self.key, self.tail.into_iter().collect())
+                    .await
+            }
         };
         match put {
             Ok(put) => Some(StoredCopy {

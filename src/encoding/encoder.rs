@@ -39,10 +39,15 @@ impl Encoder {
         self.buffer().len()
     }
 
-    /// The encoded bytes so far; the buffer starts again empty. The coders
-    /// only ever append to it, so taking its contents is safe.
-    pub(super) fn take(&mut self) -> Vec<u8> {
-        std::mem::take(self.buffer())
+    /// The encoded bytes so far, copied out at their exact size; the buffer
+    /// is emptied and keeps its room. (Handing the buffer itself on would
+    /// pin its spare capacity, up to as much again, in every part in
+    /// flight.) The coders only ever append to it, so emptying it is safe.
+    pub(super) fn take(&mut self) -> bytes::Bytes {
+        let buffer = self.buffer();
+        let out = bytes::Bytes::copy_from_slice(buffer);
+        buffer.clear();
+        out
     }
 
     /// Ends the stream: the last encoded bytes.
