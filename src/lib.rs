@@ -11,6 +11,7 @@
 //! | `access` | the role table and the capabilities that hold the data |
 //! | `auth` | keys, JWT verification, where a request's token is |
 //! | `upload` | checking a file and streaming it into storage |
+//! | `encoding` | compressed copies of uploads, and which clients get them |
 //! | `scan` | the ClamAV (clamd) client that scans uploads |
 //! | `storage` | the object_store facade, and the sweep that reconciles it with the table |
 //! | `db` | connecting, migrations, reference data |
@@ -22,6 +23,7 @@ pub mod app;
 pub mod auth;
 pub mod config;
 mod db;
+pub mod encoding;
 pub mod error;
 pub mod graphql;
 pub mod http;

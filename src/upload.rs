@@ -17,6 +17,7 @@ use crate::{
     access::{NewReportFile, NewScanEvent, UploadGrant},
     app::Shutdown,
     config::UploadConfig,
+    encoding::{EncodedCopy, StagedCopy, StoredCopy, copy_key},
     error::{AppError, AppResult},
     metrics::Metrics,
     scan::{ScanError, ScanSession, Scanner, Verdict},
@@ -104,21 +105,21 @@ impl Receiver<'_> {
                 Ok(Verdict::Clean) => {
                     if let Err(e) = record.clean(grant).await {
                         // No record of a clean scan, no version.
-                        staged.writer.abort().await;
+                        staged.abort().await;
                         return Err(e);
                     }
                 }
                 Ok(Verdict::Infected { signature }) => {
-                    staged.writer.abort().await;
+                    staged.abort().await;
                     return Err(record.infected(grant, signature).await);
                 }
                 Err(e) => {
-                    staged.writer.abort().await;
+                    staged.abort().await;
                     return Err(record.failed(grant, None, e).await);
                 }
             }
         }
-        let stored = staged.finish(self.shutdown).await?;
+        let stored = staged.finish(self.storage, self.shutdown).await?;
         let new = NewReportFile {
             id,
             fiscal_year: target.fiscal_year,
@@ -132,6 +133,7 @@ impl Receiver<'_> {
             object_key: stored.key.clone(),
             storage_version: stored.version.clone(),
             etag: stored.e_tag,
+            encoded: stored.encoded.clone(),
         };
         match grant.insert_next_version(new).await {
             Ok(file) => Ok(file),
@@ -141,6 +143,11 @@ impl Receiver<'_> {
                 self.storage
                     .delete_version(&stored.key, stored.version.as_deref())
                     .await;
+                if let Some(copy) = &stored.encoded {
+                    self.storage
+                        .delete_version(&copy.key, copy.version.as_deref())
+                        .await;
+                }
                 Err(e)
             }
         }
@@ -282,6 +289,8 @@ pub struct StoredObject {
     pub sha256: String,
     pub e_tag: Option<String>,
     pub version: Option<String>,
+    /// The compressed copy, when one was kept.
+    pub encoded: Option<StoredCopy>,
 }
 
 /// The last path segment of a client's file name, checked: no control
@@ -455,23 +464,54 @@ struct Staged {
     key: String,
     size: u64,
     sha256: String,
+    encoded: Option<StagedCopy>,
 }
 
 impl Staged {
-    /// Completes the multipart upload: the object exists from here on.
-    async fn finish(self, shutdown: &Shutdown) -> AppResult<StoredObject> {
-        // Dropped by the select, the writer aborts in the background.
-        let put = tokio::select! {
-            put = self.writer.finish() => put?,
+    /// Completes the multipart upload, then stores the copy: the objects
+    /// exist from here on. The original first: without it a copy would
+    /// only be an orphan.
+    async fn finish(self, storage: &Storage, shutdown: &Shutdown) -> AppResult<StoredObject> {
+        let Staged {
+            writer,
+            key,
+            size,
+            sha256,
+            encoded,
+        } = self;
+        // Dropped by the select, the writers abort in the background.
+        let (put, encoded) = tokio::select! {
+            put = async {
+                let put = writer.finish().await?;
+                let encoded = match encoded {
+                    Some(copy) => copy.complete(storage).await,
+                    None => None,
+                };
+                Ok::<_, AppError>((put, encoded))
+            } => put?,
             () = shutdown.grace_over() => return Err(shutting_down()),
         };
         Ok(StoredObject {
-            key: self.key,
-            size: self.size,
-            sha256: self.sha256,
+            key,
+            size,
+            sha256,
             e_tag: put.e_tag,
             version: put.version,
+            encoded,
         })
+    }
+
+    /// Discards both uploads.
+    async fn abort(self) {
+        let Staged {
+            writer, encoded, ..
+        } = self;
+        let copy = async {
+            if let Some(copy) = encoded {
+                copy.abort().await;
+            }
+        };
+        tokio::join!(writer.abort(), copy);
     }
 }
 
@@ -493,8 +533,12 @@ where
     let policy = receiver.policy;
     let body = std::pin::pin!(idle_limited(body, policy.idle_timeout));
     let mut writer = receiver.storage.writer(&key).await?;
+    let mut encoded = policy.encoded_copy.map(|p| {
+        let key = copy_key(&key, p.coding);
+        EncodedCopy::start(receiver.storage, key, p, policy.part_size)
+    });
     let copied = tokio::select! {
-        copied = copy(&mut writer, policy, body, scan) => copied,
+        copied = copy(&mut writer, policy, body, scan, encoded.as_mut()) => copied,
         () = receiver.shutdown.grace_over() => Err(Refused::Other(shutting_down())),
     };
     match copied {
@@ -503,9 +547,18 @@ where
             key,
             size,
             sha256,
+            encoded: match encoded {
+                Some(copy) => copy.finish_input().await,
+                None => None,
+            },
         }),
         Err(e) => {
-            writer.abort().await;
+            let copy = async {
+                if let Some(copy) = encoded {
+                    copy.abort().await;
+                }
+            };
+            tokio::join!(writer.abort(), copy);
             Err(e)
         }
     }
@@ -533,7 +586,7 @@ where
         metrics: &Metrics::default(),
     };
     match stage(&receiver, key, body, None).await {
-        Ok(staged) => staged.finish(shutdown).await,
+        Ok(staged) => staged.finish(storage, shutdown).await,
         Err(Refused::Scan(e)) => Err(e.into()),
         Err(Refused::Other(e)) => Err(e),
     }
@@ -544,6 +597,7 @@ async fn copy<S>(
     policy: &UploadConfig,
     mut body: S,
     mut scan: Option<&mut ScanSession>,
+    mut encoded: Option<&mut EncodedCopy>,
 ) -> Result<(u64, String), Refused>
 where
     S: Stream<Item = AppResult<Bytes>> + Unpin,
@@ -565,16 +619,21 @@ where
             .into());
         }
         hasher.update(&chunk);
-        // Storage and the scanner take the chunk side by side; each waits
-        // while it is busy, so a slow one slows the upload and nothing piles
-        // up in memory.
+        // Storage, the scanner and the compressor take the chunk side by
+        // side; each waits while it is busy, so a slow one slows the upload
+        // and nothing piles up in memory.
         let scanned = async {
             match scan.as_deref_mut() {
                 Some(session) => session.feed(&chunk).await,
                 None => Ok(()),
             }
         };
-        let (stored, scanned) = tokio::join!(writer.write(chunk.clone()), scanned);
+        let encoding = async {
+            if let Some(copy) = encoded.as_deref_mut() {
+                copy.feed(&chunk).await;
+            }
+        };
+        let (stored, scanned, ()) = tokio::join!(writer.write(chunk.clone()), scanned, encoding);
         scanned.map_err(Refused::Scan)?;
         stored?;
     }
@@ -601,6 +660,7 @@ mod tests {
             part_size: 5 << 20,
             part_concurrency: 2,
             idle_timeout: Duration::from_secs(2),
+            encoded_copy: None,
         }
     }
 

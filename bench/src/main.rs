@@ -60,11 +60,15 @@ fn var(name: &str) -> String {
 }
 
 mod abuse;
+mod wan;
 
 #[tokio::main]
 async fn main() {
     if std::env::args().nth(1).as_deref() == Some("abuse") {
         return abuse::run().await;
+    }
+    if std::env::args().nth(1).as_deref() == Some("wan") {
+        return wan::run(std::env::args().nth(2).as_deref()).await;
     }
     let s3 = AmazonS3Builder::new()
         .with_endpoint(var("AWS_ENDPOINT_URL"))

@@ -6,7 +6,9 @@ use crate::{Quarter, Section};
 ///
 /// `seq` is the internal key and the newest-first order (it only grows);
 /// `id` is the public identifier. `object_key`, `storage_version` and `etag`
-/// are internal and never leave the server.
+/// are internal and never leave the server; so are the `encoded_*` columns
+/// of the compressed copy (all null when the file has none), whose coding
+/// (`gzip`, `zstd`) is `content_encoding`.
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
 #[sea_orm(table_name = "report_files")]
 pub struct Model {
@@ -29,6 +31,11 @@ pub struct Model {
     pub etag: Option<String>,
     pub uploaded_by_id: i64,
     pub created_at: DateTimeUtc,
+    pub content_encoding: Option<String>,
+    pub encoded_object_key: Option<String>,
+    pub encoded_size_bytes: Option<i64>,
+    pub encoded_storage_version: Option<String>,
+    pub encoded_etag: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

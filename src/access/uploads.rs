@@ -9,7 +9,10 @@ use sea_orm::{
 use uuid::Uuid;
 
 use super::{Slot, UploadGrant};
-use crate::error::{AppError, AppResult};
+use crate::{
+    encoding::StoredCopy,
+    error::{AppError, AppResult},
+};
 
 /// A stored object about to become a report file version.
 #[derive(Debug, Clone)]
@@ -26,6 +29,8 @@ pub struct NewReportFile {
     pub object_key: String,
     pub storage_version: Option<String>,
     pub etag: Option<String>,
+    /// The compressed copy, stored beside the object.
+    pub encoded: Option<StoredCopy>,
 }
 
 /// How many times an insert retries after losing a version race.
@@ -55,6 +60,7 @@ impl UploadGrant {
             quarter: new.quarter,
             section: new.section,
         };
+        let copy = new.encoded.as_ref();
         for _ in 0..VERSION_ATTEMPTS {
             let current: Option<i32> = report_file::Entity::find()
                 .select_only()
@@ -81,6 +87,11 @@ impl UploadGrant {
                 etag: Set(new.etag.clone()),
                 uploaded_by_id: Set(self.uploader_id),
                 created_at: Set(Utc::now()),
+                content_encoding: Set(copy.map(|c| c.coding.token().to_string())),
+                encoded_object_key: Set(copy.map(|c| c.key.clone())),
+                encoded_size_bytes: Set(copy.map(|c| c.size as i64)),
+                encoded_storage_version: Set(copy.and_then(|c| c.version.clone())),
+                encoded_etag: Set(copy.and_then(|c| c.e_tag.clone())),
                 ..Default::default()
             };
             match report_file::Entity::insert(model)

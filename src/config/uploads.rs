@@ -3,8 +3,16 @@
 use std::time::Duration;
 
 use super::{ConfigError, Vars};
+use crate::encoding::{Coding, CopyPolicy};
 
 pub const DEFAULT_EXTENSIONS: &str = "txt,ts##,ts###,ms##";
+
+/// The encoded copy uploads get unless configured otherwise (README
+/// "Compressed delivery" has the measurements behind the choice).
+pub const DEFAULT_ENCODED_COPY: CopyPolicy = CopyPolicy {
+    coding: Coding::Zstd,
+    level: 1,
+};
 
 #[derive(Debug, Clone)]
 pub struct UploadConfig {
@@ -19,6 +27,9 @@ pub struct UploadConfig {
     /// nothing for this long is ended, so a stalled client cannot hold a
     /// multipart upload (and its buffers) open.
     pub idle_timeout: Duration,
+    /// The compressed copy each upload gets while it streams, served to
+    /// the clients that accept its coding; `None`: no copies.
+    pub encoded_copy: Option<CopyPolicy>,
 }
 
 impl UploadConfig {
@@ -67,8 +78,41 @@ impl UploadConfig {
             part_size,
             part_concurrency,
             idle_timeout: Duration::from_secs(idle_secs),
+            encoded_copy: encoded_copy(env.get("UPLOAD_ENCODED_COPY"))?,
         })
     }
+}
+
+/// `off`, a coding (`zstd`, `gzip`) at its default level, or `coding:level`.
+fn encoded_copy(raw: Option<String>) -> Result<Option<CopyPolicy>, ConfigError> {
+    let Some(raw) = raw else {
+        return Ok(Some(DEFAULT_ENCODED_COPY));
+    };
+    let invalid = || {
+        ConfigError::new(
+            "UPLOAD_ENCODED_COPY",
+            format!(
+                "`{raw}`: write off, zstd, gzip, or a coding and its level (zstd:1, 1-19; gzip:3, 1-9)"
+            ),
+        )
+    };
+    let raw = raw.trim().to_ascii_lowercase();
+    if raw == "off" {
+        return Ok(None);
+    }
+    let (name, level) = raw.split_once(':').unwrap_or((raw.as_str(), ""));
+    let coding = Coding::from_token(name.trim()).ok_or_else(invalid)?;
+    let level = match level.trim() {
+        "" if coding == DEFAULT_ENCODED_COPY.coding => DEFAULT_ENCODED_COPY.level,
+        // gzip's level 3: the fastest that still saves about as much as
+        // zstd (README "Compressed delivery").
+        "" => 3,
+        n => n.parse().map_err(|_| invalid())?,
+    };
+    if !coding.levels().contains(&level) {
+        return Err(invalid());
+    }
+    Ok(Some(CopyPolicy { coding, level }))
 }
 
 #[cfg(test)]
@@ -109,6 +153,36 @@ mod tests {
                 "UPLOAD_IDLE_TIMEOUT_SECS",
                 "{bad}"
             );
+        }
+    }
+
+    #[test]
+    fn encoded_copies_are_zstd_unless_configured() {
+        use crate::encoding::{Coding, CopyPolicy};
+        let copy = |v: &str| config(&[("UPLOAD_ENCODED_COPY", v)]).map(|c| c.uploads.encoded_copy);
+        assert_eq!(
+            config(&[]).unwrap().uploads.encoded_copy,
+            Some(super::DEFAULT_ENCODED_COPY)
+        );
+        assert_eq!(copy("off").unwrap(), None);
+        assert_eq!(
+            copy("GZIP:9").unwrap(),
+            Some(CopyPolicy {
+                coding: Coding::Gzip,
+                level: 9
+            })
+        );
+        assert_eq!(
+            copy("zstd:19").unwrap(),
+            Some(CopyPolicy {
+                coding: Coding::Zstd,
+                level: 19
+            })
+        );
+        for bad in [
+            "br", "zstd:20", "zstd:0", "gzip:10", "gzip:x", "zstd:-1", "yes",
+        ] {
+            assert_eq!(copy(bad).unwrap_err().name, "UPLOAD_ENCODED_COPY", "{bad}");
         }
     }
 

@@ -1,6 +1,8 @@
 //! `GET`/`HEAD /v1/report-files/{id}/download`: the one route that hands out
 //! file bytes. It streams the object from storage as it arrives, chunk by
-//! chunk, and records every request as a DownloadEvent.
+//! chunk, and records every request as a DownloadEvent. A client that
+//! prefers the coding of the file's compressed copy gets the copy: its own
+//! representation, with its own length, ETag and byte ranges.
 
 use std::{
     ops::RangeInclusive,
@@ -27,6 +29,7 @@ use super::client::Client;
 use crate::{
     access::{Access, NewDownloadEvent},
     app::AppState,
+    encoding::{self, Coding, RecordedCopy},
     error::AppError,
     metrics::Active,
     storage::ByteStream,
@@ -84,7 +87,11 @@ async fn download(
             user_agent: text(header::USER_AGENT).map(|u| u.chars().take(512).collect()),
         },
     };
-    let meta = Meta::of(&file);
+    // The copy's bytes are a representation of their own: validators,
+    // length and ranges below are all of what is sent.
+    let stored = encoding::recorded_copy(&file);
+    let copy = stored.filter(|c| encoding::accepts(&headers, c.coding));
+    let meta = Meta::of(&file, copy.as_ref(), stored.as_ref());
 
     if not_modified(&headers, &meta) {
         if method == Method::GET {
@@ -102,6 +109,7 @@ async fn download(
             header::CONTENT_RANGE,
             value(&format!("bytes */{}", meta.size)),
         );
+        res.headers_mut().insert(header::VARY, vary());
         return res;
     };
     let length = range
@@ -113,12 +121,11 @@ async fn download(
         Body::empty()
     } else {
         let byte_range = range.as_ref().map(|r| *r.start()..r.end() + 1);
-        let version = file.storage_version.as_deref();
-        match state
-            .storage
-            .open(&file.object_key, version, byte_range)
-            .await
-        {
+        let (key, version) = match &copy {
+            Some(c) => (c.key, c.version),
+            None => (file.object_key.as_str(), file.storage_version.as_deref()),
+        };
+        match state.storage.open(key, version, byte_range).await {
             Ok(stream) => Body::from_stream(Tracked {
                 inner: stream,
                 sent: 0,
@@ -139,6 +146,12 @@ async fn download(
     meta.validators(h);
     h.insert(header::CONTENT_LENGTH, HeaderValue::from(length));
     h.insert(header::CONTENT_TYPE, value(&file.content_type));
+    if let Some(coding) = meta.coding {
+        h.insert(
+            header::CONTENT_ENCODING,
+            HeaderValue::from_static(coding.token()),
+        );
+    }
     h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
     h.insert(
         header::CONTENT_DISPOSITION,
@@ -162,25 +175,67 @@ fn value(s: &str) -> HeaderValue {
     HeaderValue::from_str(s).unwrap_or_else(|_| HeaderValue::from_static("invalid"))
 }
 
-/// The validators of a file. Files are immutable, so the SHA-256 of the
-/// bytes is a strong ETag on every instance.
+/// Responses differ by `Accept-Encoding` whether or not this one is
+/// encoded: a cache must not hand one client's representation to another.
+fn vary() -> HeaderValue {
+    HeaderValue::from_static("accept-encoding")
+}
+
+/// The validators of what is sent: the file, or its compressed copy. Files
+/// are immutable, so the SHA-256 of the bytes is a strong ETag on every
+/// instance; the copy's is that, marked with the coding (its bytes are
+/// written once and never change either).
 struct Meta {
     etag: String,
     modified: SystemTime,
     size: u64,
+    coding: Option<Coding>,
+    /// Whether an `If-Range` date may keep a range.
+    date_validates_ranges: bool,
+    /// When the original is sent and the file has a copy: the copy's ETag,
+    /// which validates ranges of the original too.
+    copy_etag: Option<String>,
 }
 
 impl Meta {
-    fn of(file: &report_file::Model) -> Self {
+    /// `copy`: the copy, when it is what is sent; `stored`: the file's
+    /// copy, sent or not.
+    fn of(
+        file: &report_file::Model,
+        copy: Option<&RecordedCopy<'_>>,
+        stored: Option<&RecordedCopy<'_>>,
+    ) -> Self {
         let seconds = file.created_at.timestamp().max(0) as u64;
+        let copy_etag = |c: &RecordedCopy<'_>| format!("\"{}-{}\"", file.sha256, c.coding.token());
+        let (etag, size) = match copy {
+            Some(c) => (copy_etag(c), c.size),
+            None => (format!("\"{}\"", file.sha256), file.size_bytes as u64),
+        };
         Meta {
-            etag: format!("\"{}\"", file.sha256),
+            // A browser resumes a download it received encoded by asking
+            // for the original bytes from the length it saved (decoded),
+            // with `Accept-Encoding: identity` and the copy's ETag in
+            // If-Range (Chromium does). Those saved bytes are the
+            // original's, so the copy's ETag validates a range of the
+            // original. Never the reverse: bytes of the original continue
+            // no range of the copy.
+            copy_etag: match copy {
+                None => stored.map(copy_etag),
+                Some(_) => None,
+            },
+            etag,
             modified: SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(seconds),
-            size: file.size_bytes as u64,
+            size,
+            coding: copy.map(|c| c.coding),
+            // Both representations share Last-Modified: a date cannot tell
+            // whether a partial download holds encoded bytes, so it keeps
+            // no range of them (identity stays as it always was).
+            date_validates_ranges: copy.is_none(),
         }
     }
 
     fn validators(&self, h: &mut HeaderMap) {
+        h.insert(header::VARY, vary());
         h.insert(header::ETAG, value(&self.etag));
         h.insert(
             header::LAST_MODIFIED,
@@ -217,9 +272,10 @@ fn requested_range(headers: &HeaderMap, meta: &Meta) -> Result<Option<RangeInclu
     };
     if let Some(if_range) = headers.get(header::IF_RANGE).and_then(|v| v.to_str().ok()) {
         let current = if if_range.starts_with('"') {
-            if_range == meta.etag
+            if_range == meta.etag || meta.copy_etag.as_deref() == Some(if_range)
         } else {
-            httpdate::parse_http_date(if_range).is_ok_and(|d| d == meta.modified)
+            meta.date_validates_ranges
+                && httpdate::parse_http_date(if_range).is_ok_and(|d| d == meta.modified)
         };
         if !current {
             return Ok(None);
@@ -397,6 +453,9 @@ mod tests {
             etag: "\"abc\"".into(),
             modified: httpdate::parse_http_date("Sun, 29 Nov 2026 10:00:00 GMT").unwrap(),
             size: 100,
+            coding: None,
+            date_validates_ranges: true,
+            copy_etag: None,
         }
     }
 
@@ -462,6 +521,43 @@ mod tests {
         assert_eq!(
             range(&[r, (header::IF_RANGE, "Sun, 29 Nov 2026 09:00:00 GMT")]),
             Ok(None)
+        );
+    }
+
+    #[test]
+    fn a_date_validates_no_range_of_the_encoded_bytes() {
+        let mut m = meta();
+        m.date_validates_ranges = false;
+        let h = headers(&[
+            (header::RANGE, "bytes=0-9"),
+            (header::IF_RANGE, "Sun, 29 Nov 2026 10:00:00 GMT"),
+        ]);
+        assert_eq!(requested_range(&h, &m), Ok(None));
+        let h = headers(&[(header::RANGE, "bytes=0-9"), (header::IF_RANGE, "\"abc\"")]);
+        assert_eq!(
+            requested_range(&h, &m),
+            Ok(Some(0..=9)),
+            "an ETag still does"
+        );
+    }
+
+    #[test]
+    fn the_copys_etag_validates_a_range_of_the_original() {
+        let mut m = meta();
+        m.copy_etag = Some("\"abc-zstd\"".into());
+        let h = headers(&[
+            (header::RANGE, "bytes=0-9"),
+            (header::IF_RANGE, "\"abc-zstd\""),
+        ]);
+        assert_eq!(requested_range(&h, &m), Ok(Some(0..=9)));
+        let h = headers(&[
+            (header::RANGE, "bytes=0-9"),
+            (header::IF_RANGE, "\"abc-gzip\""),
+        ]);
+        assert_eq!(
+            requested_range(&h, &m),
+            Ok(None),
+            "another coding's does not"
         );
     }
 

@@ -19,9 +19,9 @@ use std::{ops::Range, path::PathBuf, sync::Arc, time::Duration};
 use bytes::Bytes;
 use futures_util::stream::BoxStream;
 use object_store::{
-    BackoffConfig, ClientOptions, GetOptions, GetRange, ObjectStore, ObjectStoreExt, RetryConfig,
-    aws::AmazonS3Builder, local::LocalFileSystem, memory::InMemory, path::Path,
-    prefix::PrefixStore,
+    BackoffConfig, ClientOptions, GetOptions, GetRange, ObjectStore, ObjectStoreExt, PutPayload,
+    PutResult, RetryConfig, aws::AmazonS3Builder, local::LocalFileSystem, memory::InMemory,
+    path::Path, prefix::PrefixStore,
 };
 use secrecy::ExposeSecret;
 
@@ -154,6 +154,11 @@ impl Storage {
     /// Starts a multipart upload to `key`. Until it finishes, it counts as
     /// pending (see [`Storage::wait_for_aborts`]).
     pub async fn writer(&self, key: &str) -> AppResult<ObjectWriter> {
+        self.writer_with(key, self.part_concurrency).await
+    }
+
+    /// [`Storage::writer`] with at most `concurrency` parts in flight.
+    pub async fn writer_with(&self, key: &str, concurrency: usize) -> AppResult<ObjectWriter> {
         // Counted from before the upload exists: shutdown must also wait
         // for one whose creation is on its way.
         let pending = self.pending.enter();
@@ -166,10 +171,19 @@ impl Storage {
             upload,
             key,
             self.part_size,
-            self.part_concurrency,
+            concurrency.max(1),
             self.abort_retry_for,
             pending,
         ))
+    }
+
+    /// Writes a small object at `key` in one request: a completed object,
+    /// or none at all.
+    pub async fn put(&self, key: &str, payload: PutPayload) -> AppResult<PutResult> {
+        self.store
+            .put(&Path::from(key), payload)
+            .await
+            .map_err(unavailable)
     }
 
     /// Waits, at most `within`, until no multipart upload is open or being

@@ -340,6 +340,7 @@ mod tests {
             part_size: 5 << 20,
             part_concurrency: 1,
             idle_timeout: Duration::from_secs(1),
+            encoded_copy: None,
         };
         let storage = Storage::new(&cfg, &uploads).unwrap();
         for key in ["report-files/kept", "report-files/orphan", "elsewhere"] {

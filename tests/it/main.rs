@@ -5,6 +5,7 @@ mod common;
 
 mod access_matrix;
 mod auth;
+mod compression;
 mod connections;
 mod download;
 mod first_run;

@@ -38,7 +38,11 @@ async fn sizes_round_trip_byte_for_byte(app: TestApp) {
         assert_eq!(got.len(), size);
         assert!(got == bytes, "bytes differ for size {size}");
     }
-    assert_eq!(app.objects().await.len(), 4, "one object per version");
+    assert_eq!(app.report_files().await.len(), 4);
+    // One object per version, and a compressed copy of each text that
+    // compresses (all but the one-byte file).
+    assert_eq!(app.objects().await, app.recorded_keys().await);
+    assert_eq!(app.objects().await.len(), 4 + 3);
 }
 
 async fn an_upload_records_who_what_and_where(app: TestApp) {

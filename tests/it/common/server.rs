@@ -342,15 +342,24 @@ impl TestApp {
         }
     }
 
-    /// Asserts that storage and the table agree: every row has its object,
-    /// every object version has a row, and no multipart upload is left.
-    pub async fn assert_reconciled(&self, why: &str) {
-        let rows: std::collections::BTreeSet<String> = self
+    /// Every object key the rows point at, compressed copies included,
+    /// sorted.
+    pub async fn recorded_keys(&self) -> Vec<String> {
+        let mut keys: Vec<String> = self
             .report_files()
             .await
             .into_iter()
-            .map(|r| r.object_key)
+            .flat_map(|r| std::iter::once(r.object_key).chain(r.encoded_object_key))
             .collect();
+        keys.sort();
+        keys
+    }
+
+    /// Asserts that storage and the table agree: every row has its object,
+    /// every object version has a row, and no multipart upload is left.
+    pub async fn assert_reconciled(&self, why: &str) {
+        let rows: std::collections::BTreeSet<String> =
+            self.recorded_keys().await.into_iter().collect();
         let versions = self.object_versions().await;
         let stored: std::collections::BTreeSet<String> =
             versions.iter().map(|(k, _)| k.clone()).collect();
@@ -441,6 +450,7 @@ impl TestApp {
                 object_key: format!("report-files/{id}"),
                 storage_version: None,
                 etag: None,
+                encoded: None,
             })
             .await
             .unwrap()
