@@ -266,22 +266,42 @@ fn rss_kib(pid: u32) -> u64 {
         .unwrap_or(0)
 }
 
-/// CPU time of every thread of the process, in seconds, at nanosecond
-/// precision (/proc/PID/stat counts 10 ms ticks: too coarse for 1 MiB).
+/// CPU time of the process, in seconds: its live threads' at nanosecond
+/// precision (`/proc/PID/task/*/schedstat`; /proc/PID/stat counts 10 ms
+/// ticks, too coarse for 1 MiB), plus, in ticks, what threads that have
+/// exited used (the process's ticks minus its live threads'). Without the
+/// latter, a blocking-pool thread that exits between two readings takes
+/// its time with it, and the difference can come out negative.
 fn cpu_secs(pid: u32) -> f64 {
     let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
         return 0.0;
     };
-    let nanos: u64 = tasks
-        .filter_map(|t| t.ok())
-        .filter_map(|t| std::fs::read_to_string(t.path().join("schedstat")).ok())
-        .filter_map(|s| {
-            s.split_whitespace()
-                .next()
-                .and_then(|n| n.parse::<u64>().ok())
-        })
-        .sum();
-    nanos as f64 / 1e9
+    let (mut live_nanos, mut live_ticks) = (0u64, 0u64);
+    for task in tasks.filter_map(|t| t.ok()) {
+        let Some(ticks) = stat_ticks(&task.path().join("stat")) else {
+            continue;
+        };
+        let Some(nanos) = std::fs::read_to_string(task.path().join("schedstat"))
+            .ok()
+            .and_then(|s| s.split_whitespace().next()?.parse::<u64>().ok())
+        else {
+            continue;
+        };
+        live_nanos += nanos;
+        live_ticks += ticks;
+    }
+    let all_ticks = stat_ticks(std::path::Path::new(&format!("/proc/{pid}/stat"))).unwrap_or(0);
+    // USER_HZ is 100 on Linux.
+    live_nanos as f64 / 1e9 + all_ticks.saturating_sub(live_ticks) as f64 / 100.0
+}
+
+/// utime + stime of a /proc stat file, in clock ticks.
+fn stat_ticks(path: &std::path::Path) -> Option<u64> {
+    let stat = std::fs::read_to_string(path).ok()?;
+    // Fields after the command name, which may hold spaces: state is the
+    // first, utime the 12th, stime the 13th.
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    Some(fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?)
 }
 
 fn write_bytes(pid: u32) -> u64 {
