@@ -17,7 +17,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use serde_json::{Value, json};
+use serde_json::json;
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
     net::TcpStream,
@@ -151,34 +151,17 @@ impl Abuse {
         );
     }
 
+    /// Uploads `bytes` as the victim; the download route's path.
     async fn upload(&self, bytes: Vec<u8>) -> String {
-        let operations = json!({
-            "query": "mutation($input: UploadReportFileInput!, $file: Upload!) { uploadReportFile(input: $input, file: $file) { downloadUrl } }",
-            "variables": { "input": { "sttId": 1, "fiscalYear": 2026, "quarter": "Q2", "section": "ACTIVE_CASE_DATA" }, "file": null }
-        });
-        let form = reqwest::multipart::Form::new()
-            .text("operations", operations.to_string())
-            .text("map", r#"{"0":["variables.file"]}"#)
-            .part(
-                "0",
-                reqwest::multipart::Part::bytes(bytes).file_name("abuse.txt"),
-            );
-        let res: Value = self
-            .http
-            .post(format!("{}/graphql", self.server))
-            .bearer_auth(&self.victim)
-            .header("apollo-require-preflight", "true")
-            .multipart(form)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        res["data"]["uploadReportFile"]["downloadUrl"]
-            .as_str()
-            .unwrap_or_else(|| panic!("upload failed: {res}"))
-            .to_string()
+        let (id, _) = super::upload(
+            &self.http,
+            &self.server,
+            &self.victim,
+            &bytes.into(),
+            "abuse.txt",
+        )
+        .await;
+        format!("/v1/report-files/{id}/download")
     }
 
     async fn active_downloads(&self) -> u64 {

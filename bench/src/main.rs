@@ -70,20 +70,7 @@ async fn main() {
     if std::env::args().nth(1).as_deref() == Some("wan") {
         return wan::run(std::env::args().nth(2).as_deref()).await;
     }
-    let s3 = AmazonS3Builder::new()
-        .with_endpoint(var("AWS_ENDPOINT_URL"))
-        .with_bucket_name(var("BENCH_BUCKET"))
-        .with_access_key_id(var("AWS_ACCESS_KEY_ID"))
-        .with_secret_access_key(var("AWS_SECRET_ACCESS_KEY"))
-        .with_region("us-east-1")
-        .with_allow_http(true)
-        .with_client_options(
-            object_store::ClientOptions::new()
-                .with_allow_http(true)
-                .with_timeout_disabled(),
-        )
-        .build()
-        .unwrap();
+    let s3 = s3();
     let mut bench = Bench {
         server: var("BENCH_SERVER"),
         pid: var("BENCH_PID").parse().unwrap(),
@@ -226,6 +213,70 @@ fn hex(b: &[u8]) -> String {
 }
 
 /// Body of `bytes` in 1 MiB pieces, without copying.
+/// Uploads `data` as `name` through the GraphQL route of the server at
+/// `server`, streamed 1 MiB at a time, and checks the hash the server
+/// reports: the new file's id, and how long the upload took.
+async fn upload(
+    http: &reqwest::Client,
+    server: &str,
+    token: &str,
+    data: &Bytes,
+    name: &str,
+) -> (String, Duration) {
+    let operations = json!({
+        "query": "mutation($input: UploadReportFileInput!, $file: Upload!) { uploadReportFile(input: $input, file: $file) { id sha256 } }",
+        "variables": { "input": { "sttId": 1, "fiscalYear": 2026, "quarter": "Q1", "section": "ACTIVE_CASE_DATA" }, "file": null }
+    });
+    let part = reqwest::multipart::Part::stream_with_length(body(data), data.len() as u64)
+        .file_name(name.to_string());
+    let form = reqwest::multipart::Form::new()
+        .text("operations", operations.to_string())
+        .text("map", r#"{"0":["variables.file"]}"#)
+        .part("0", part);
+    let started = Instant::now();
+    let res: Value = http
+        .post(format!("{server}/graphql"))
+        .bearer_auth(token)
+        .header("apollo-require-preflight", "true")
+        .multipart(form)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let took = started.elapsed();
+    let file = &res["data"]["uploadReportFile"];
+    let id = file["id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("upload failed: {res}"))
+        .to_string();
+    assert_eq!(
+        file["sha256"].as_str().unwrap(),
+        hex(&Sha256::digest(data)),
+        "server hash"
+    );
+    (id, took)
+}
+
+/// The bench's own S3 client, for the bucket the server stores in.
+fn s3() -> AmazonS3 {
+    AmazonS3Builder::new()
+        .with_endpoint(var("AWS_ENDPOINT_URL"))
+        .with_bucket_name(var("BENCH_BUCKET"))
+        .with_access_key_id(var("AWS_ACCESS_KEY_ID"))
+        .with_secret_access_key(var("AWS_SECRET_ACCESS_KEY"))
+        .with_region("us-east-1")
+        .with_allow_http(true)
+        .with_client_options(
+            object_store::ClientOptions::new()
+                .with_allow_http(true)
+                .with_timeout_disabled(),
+        )
+        .build()
+        .unwrap()
+}
+
 fn body(bytes: &Bytes) -> reqwest::Body {
     let chunks: Vec<Result<Bytes, std::io::Error>> = (0..bytes.len())
         .step_by(MIB)
@@ -370,41 +421,7 @@ impl Bench {
 
     /// Uploads through the server at `server`, checking the hash it reports.
     async fn upload_to(&self, server: &str, data: &Bytes, name: &str) -> (String, Duration) {
-        let operations = json!({
-            "query": "mutation($input: UploadReportFileInput!, $file: Upload!) { uploadReportFile(input: $input, file: $file) { id sha256 } }",
-            "variables": { "input": { "sttId": 1, "fiscalYear": 2026, "quarter": "Q1", "section": "ACTIVE_CASE_DATA" }, "file": null }
-        });
-        let part = reqwest::multipart::Part::stream_with_length(body(data), data.len() as u64)
-            .file_name(name.to_string());
-        let form = reqwest::multipart::Form::new()
-            .text("operations", operations.to_string())
-            .text("map", r#"{"0":["variables.file"]}"#)
-            .part("0", part);
-        let started = Instant::now();
-        let res: Value = self
-            .http
-            .post(format!("{server}/graphql"))
-            .bearer_auth(&self.token)
-            .header("apollo-require-preflight", "true")
-            .multipart(form)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        let took = started.elapsed();
-        let file = &res["data"]["uploadReportFile"];
-        let id = file["id"]
-            .as_str()
-            .unwrap_or_else(|| panic!("upload failed: {res}"))
-            .to_string();
-        assert_eq!(
-            file["sha256"].as_str().unwrap(),
-            hex(&Sha256::digest(data)),
-            "server hash"
-        );
-        (id, took)
+        upload(&self.http, server, &self.token, data, name).await
     }
 
     async fn object_key(&self, id: &str) -> String {

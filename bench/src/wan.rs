@@ -11,12 +11,12 @@ use std::{
 };
 
 use futures_util::StreamExt;
-use object_store::{aws::AmazonS3Builder, path::Path, signer::Signer};
+use object_store::{path::Path, signer::Signer};
 use sea_orm::{ConnectionTrait, Database, Statement};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
-use super::{MIB, RssPeak, hex, median, rss_kib, var};
+use super::{MIB, RssPeak, hex, median, rss_kib, s3, var};
 
 pub async fn run(phase: Option<&str>) {
     match phase {
@@ -226,52 +226,8 @@ fn codecs() {
 /// Uploads `data` through the route (on the host's side of the link): the
 /// file's id, and how long the upload took.
 async fn upload(data: Vec<u8>, name: &str) -> (String, Duration) {
-    let sha = hex(&Sha256::digest(&data));
-    let operations = json!({
-        "query": "mutation($input: UploadReportFileInput!, $file: Upload!) { uploadReportFile(input: $input, file: $file) { id sha256 } }",
-        "variables": { "input": { "sttId": 1, "fiscalYear": 2026, "quarter": "Q1", "section": "ACTIVE_CASE_DATA" }, "file": null }
-    });
-    let part = reqwest::multipart::Part::bytes(data).file_name(name.to_string());
-    let form = reqwest::multipart::Form::new()
-        .text("operations", operations.to_string())
-        .text("map", r#"{"0":["variables.file"]}"#)
-        .part("0", part);
-    let started = Instant::now();
-    let res: Value = reqwest::Client::new()
-        .post(format!("{}/graphql", var("BENCH_SERVER")))
-        .bearer_auth(var("BENCH_TOKEN"))
-        .header("apollo-require-preflight", "true")
-        .multipart(form)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let file = &res["data"]["uploadReportFile"];
-    let id = file["id"]
-        .as_str()
-        .unwrap_or_else(|| panic!("upload failed: {res}"));
-    assert_eq!(file["sha256"].as_str(), Some(sha.as_str()), "server hash");
-    (id.to_string(), started.elapsed())
-}
-
-/// The S3 client of the bench itself: the bucket the server stores in.
-fn s3() -> object_store::aws::AmazonS3 {
-    AmazonS3Builder::new()
-        .with_endpoint(var("AWS_ENDPOINT_URL"))
-        .with_bucket_name(var("BENCH_BUCKET"))
-        .with_access_key_id(var("AWS_ACCESS_KEY_ID"))
-        .with_secret_access_key(var("AWS_SECRET_ACCESS_KEY"))
-        .with_region("us-east-1")
-        .with_allow_http(true)
-        .with_client_options(
-            object_store::ClientOptions::new()
-                .with_allow_http(true)
-                .with_timeout_disabled(),
-        )
-        .build()
-        .unwrap()
+    let (server, token) = (var("BENCH_SERVER"), var("BENCH_TOKEN"));
+    super::upload(&reqwest::Client::new(), &server, &token, &data.into(), name).await
 }
 
 /// On the host: the TANF-like file uploaded through the route (compressed
@@ -552,15 +508,8 @@ impl Client {
 /// In the namespace: every way, alternating, `WAN_ROUNDS` rounds after one
 /// unmeasured warm-up of each.
 async fn measure() {
-    let s3 = AmazonS3Builder::new()
-        .with_endpoint(var("AWS_ENDPOINT_URL"))
-        .with_bucket_name(var("BENCH_BUCKET"))
-        .with_access_key_id(var("AWS_ACCESS_KEY_ID"))
-        .with_secret_access_key(var("AWS_SECRET_ACCESS_KEY"))
-        .with_region("us-east-1")
-        .with_allow_http(true)
-        .build()
-        .unwrap();
+    // Only signs here: the pre-signed GETs go through `reqwest`.
+    let s3 = s3();
     let client = Client {
         server: var("BENCH_SERVER"),
         token: var("BENCH_TOKEN"),

@@ -21,15 +21,7 @@ async fn a_stalled_upload_ends_within_its_idle_timeout(app: TestApp) {
     for _ in 0..9 {
         tx.send(Ok(text(1 << 20))).await.unwrap();
     }
-    wait_until(
-        Duration::from_secs(10),
-        "the server streams the upload",
-        async || {
-            tx.capacity() == tx.max_capacity()
-                && app.metric("reportfiles_active_uploads").await == 1
-        },
-    )
-    .await;
+    app.wait_until_streaming(&tx).await;
     // Nothing more is sent, and the connection stays open.
     let stalled_at = Instant::now();
     let (status, body) = tokio::time::timeout(Duration::from_secs(10), response)
@@ -208,15 +200,7 @@ async fn storage_down_mid_upload_the_abort_is_retried_until_it_is_back() {
     for _ in 0..12 {
         tx.send(Ok(text(1 << 20))).await.unwrap();
     }
-    wait_until(
-        Duration::from_secs(10),
-        "the server streams the upload",
-        async || {
-            tx.capacity() == tx.max_capacity()
-                && app.metric("reportfiles_active_uploads").await == 1
-        },
-    )
-    .await;
+    app.wait_until_streaming(&tx).await;
     assert_eq!(app.incomplete_uploads().await.len(), 1);
     s3.stop();
     for _ in 12..40 {

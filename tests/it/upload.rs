@@ -532,15 +532,7 @@ async fn storage_failing_mid_upload_leaves_no_row() {
         }
         // Stop the store while the server is streaming this upload into it:
         // it has taken what was sent, and waits for more.
-        wait_until(
-            Duration::from_secs(10),
-            "the server streams the upload",
-            async || {
-                tx.capacity() == tx.max_capacity()
-                    && app.metric("reportfiles_active_uploads").await == 1
-            },
-        )
-        .await;
+        app.wait_until_streaming(&tx).await;
         s3.stop();
         for _ in 12..40 {
             if tx.send(Ok(text(1 << 20))).await.is_err() {

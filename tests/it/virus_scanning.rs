@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use crate::common::{
     ALABAMA, Db, TestApp,
     clamd::{PrivateClamd, av_marker, clamd, eicar, limited_clamd},
-    error_codes, free_port, text, upload_input, wait_until,
+    error_codes, free_port, text, upload_input,
 };
 
 /// The upload part size (`UPLOAD_PART_SIZE_BYTES`' default): where the
@@ -321,15 +321,7 @@ async fn clamd_killed_mid_upload_fails_closed_and_uploads_resume_when_it_is_back
     for _ in 0..4 {
         tx.send(Ok(text(1 << 20))).await.unwrap();
     }
-    wait_until(
-        Duration::from_secs(10),
-        "the server streams the upload",
-        async || {
-            tx.capacity() == tx.max_capacity()
-                && app.metric("reportfiles_active_uploads").await == 1
-        },
-    )
-    .await;
+    app.wait_until_streaming(&tx).await;
     private.kill();
     // The rest of the file: the server finds clamd gone at the next chunk
     // or at the end of the stream, whichever comes first.

@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 
 use tokio::sync::mpsc;
 
-use super::{ALABAMA, TestApp, upload_input, wait_for, with_headers};
+use super::{ALABAMA, TestApp, upload_input, wait_for, wait_until, with_headers};
 
 pub const UPLOAD: &str = "mutation($input: UploadReportFileInput!, $file: Upload!) {
   uploadReportFile(input: $input, file: $file) {
@@ -203,6 +203,20 @@ impl TestApp {
             Ok((status, res.text().await?))
         });
         (tx, response)
+    }
+
+    /// Waits until the server has taken every chunk sent on `tx` so far and
+    /// is streaming the upload (it waits for more).
+    pub async fn wait_until_streaming(&self, tx: &mpsc::Sender<Chunk>) {
+        wait_until(
+            Duration::from_secs(10),
+            "the server streams the upload",
+            async || {
+                tx.capacity() == tx.max_capacity()
+                    && self.metric("reportfiles_active_uploads").await == 1
+            },
+        )
+        .await;
     }
 
     /// Uploads `bytes` for `stt` in the fixed slot; the upload must succeed.
